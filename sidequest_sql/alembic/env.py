@@ -1,0 +1,29 @@
+"""Alembic environment for sidequest_sql: runs on the connection the backend hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from sidequest_sql.schema import VERSION_TABLE, metadata
+
+config = context.config
+connection = config.attributes["connection"]
+record_step = config.attributes.get("on_version_apply")
+
+
+def _on_version_apply(*, step, **_):  # type: ignore[no-untyped-def]
+    if record_step is not None and step.is_upgrade and not step.is_stamp:
+        record_step(step)
+
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    version_table=VERSION_TABLE,
+    version_table_schema=config.attributes.get("schema"),
+    render_as_batch=True,
+    on_version_apply=_on_version_apply,
+)
+
+with context.begin_transaction():
+    context.run_migrations()

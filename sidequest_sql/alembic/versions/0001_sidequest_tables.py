@@ -1,0 +1,70 @@
+"""The queues and jobs tables, as Node Sidequest's migrations 1 and 2 create them.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from sidequest_sql.schema import NAME_LENGTH, Timestamp, big_id, json_document
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sidequest_queues",
+        sa.Column("id", big_id(), primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("state", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("concurrency", sa.Integer, nullable=False),
+        sa.Column("priority", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="sidequest_queues_pkey"),
+        sa.UniqueConstraint("name", name="sidequest_queues_name_unique"),
+    )
+    op.create_table(
+        "sidequest_jobs",
+        sa.Column("id", big_id(), primary_key=True, autoincrement=True),
+        sa.Column("queue", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("state", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("script", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("class", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("args", json_document(), nullable=False),
+        sa.Column("constructor_args", json_document(), nullable=False),
+        sa.Column("timeout", sa.Integer, nullable=True),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("max_attempts", sa.Integer, nullable=False),
+        sa.Column("result", json_document(), nullable=True),
+        sa.Column("errors", json_document(), nullable=True),
+        sa.Column("inserted_at", Timestamp(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")),
+        sa.Column("attempted_at", Timestamp(), nullable=True),
+        sa.Column("available_at", Timestamp(), nullable=False),
+        sa.Column("completed_at", Timestamp(), nullable=True),
+        sa.Column("failed_at", Timestamp(), nullable=True),
+        sa.Column("canceled_at", Timestamp(), nullable=True),
+        sa.Column("claimed_by", sa.String(NAME_LENGTH), nullable=True),
+        sa.Column("claimed_at", Timestamp(), nullable=True),
+        sa.Column("unique_digest", sa.String(NAME_LENGTH), nullable=True),
+        sa.Column("uniqueness_config", json_document(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="sidequest_jobs_pkey"),
+    )
+    op.create_index("sidequest_jobs_queue_index", "sidequest_jobs", ["queue"])
+    op.create_index(
+        "sidequest_jobs_unique_digest_active_idx",
+        "sidequest_jobs",
+        ["unique_digest"],
+        unique=True,
+        postgresql_where=sa.text("unique_digest IS NOT NULL"),
+        sqlite_where=sa.text("unique_digest IS NOT NULL"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("sidequest_jobs")
+    op.drop_table("sidequest_queues")

@@ -1,0 +1,613 @@
+"""``SQLBackend``: every operation of the job store, written once in SQLAlchemy Core.
+
+A dialect subclass (``sidequest_sql.dialects``) overrides only the hooks in
+the "dialect hooks" section below. Hooks build Core objects and never touch
+the database, so each dialect's SQL can be compiled and checked without a
+server; the base class alone executes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Update,
+    and_,
+    create_engine,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
+
+from . import jsonvalues
+from .errors import (
+    DuplicatedJobError,
+    DuplicatedQueueError,
+    JobNotFoundError,
+    QueueNotFoundError,
+)
+from .fields import JOB_FIELDS, QUEUE_FIELDS, check_changes, check_int, check_text, check_time
+from .records import (
+    FINISHED_STATES,
+    JobCounts,
+    JobCountsAt,
+    JobData,
+    NewJobData,
+    QueueConfig,
+)
+from .schema import (
+    JOB_FIELD_OF_COLUMN,
+    QUEUE_NAME_CONSTRAINT,
+    UNIQUE_DIGEST_INDEX,
+    Timestamp,
+    jobs,
+    queues,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine, Row
+
+Clock = Callable[[], datetime]
+TimeUnit = Literal["m", "h", "d"]
+
+UNIT_STEPS: Mapping[str, timedelta] = {
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
+MAX_BUCKETS = 10_000
+_TIME_RANGE = re.compile(r"[1-9][0-9]*[mhd]", re.ASCII)
+_QUEUE_ORDER_FIELDS = ("id", "name", "concurrency", "state", "priority")
+
+
+def system_clock() -> datetime:
+    """The default clock: the system's now, in UTC."""
+    return datetime.now(UTC)
+
+
+def truncate_time(moment: datetime, unit: str) -> datetime:
+    """``moment`` (aware) cut down to the start of its minute, hour or day in UTC."""
+    moment = moment.astimezone(UTC)
+    if unit == "m":
+        return moment.replace(second=0, microsecond=0)
+    if unit == "h":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def finished_moment() -> ColumnElement[datetime]:
+    """The time a job counts at: when it finished, else started, was claimed, was enqueued."""
+    c = jobs.c
+    return type_coerce(
+        func.coalesce(
+            c.completed_at, c.failed_at, c.canceled_at, c.attempted_at, c.claimed_at, c.inserted_at
+        ),
+        Timestamp(),
+    )
+
+
+class SQLBackend:
+    """A job store in one SQL database. Create it with ``sidequest_sql.create_backend``.
+
+    One backend object is one database and one connection pool; it is safe to
+    share between threads. It connects on its first operation, not before.
+    """
+
+    # -- capabilities ----------------------------------------------------------
+
+    supports_schemas: ClassVar[bool] = False
+    """Whether ``schema=`` can put the tables in a named schema of the database."""
+
+    # -- construction ------------------------------------------------------------
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        schema: str | None = None,
+        worker_name: str | None = None,
+        clock: Clock | None = None,
+        **engine_options: Any,
+    ) -> None:
+        if schema is not None:
+            if not self.supports_schemas:
+                raise ValueError(f"schema is not supported by {type(self).__name__}")
+            check_text(schema, "schema", max_length=63)
+        if worker_name is not None:
+            check_text(worker_name, "worker_name", max_length=255)
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be a zero-argument callable returning an aware datetime")
+        self.url = self.engine_url(make_url(url))
+        self.schema = schema
+        self.clock: Clock = clock or system_clock
+        self._worker_name = worker_name
+        options = {"json_serializer": jsonvalues.dumps, **self.engine_options(self.url)}
+        options.update(engine_options)
+        self._root_engine = create_engine(self.url, **options)
+        self.configure_engine(self._root_engine)
+        engine = self._root_engine
+        if schema is not None:
+            engine = engine.execution_options(schema_translate_map={None: schema})
+        self.engine: Engine = engine
+        self._writer: Engine = engine.execution_options(sidequest_write=True)
+
+    def __repr__(self) -> str:
+        where = self.url.render_as_string(hide_password=True)
+        schema = f", schema={self.schema!r}" if self.schema else ""
+        return f"<{type(self).__name__} {where}{schema}>"
+
+    def __enter__(self) -> SQLBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._root_engine.dispose()
+
+    @property
+    def worker_name(self) -> str:
+        """What ``claimed_by`` records; read at claim time so it stays right after a fork."""
+        return self._worker_name or f"sidequest@{socket.gethostname()}-{os.getpid()}"
+
+    # -- dialect hooks -------------------------------------------------------------
+
+    @classmethod
+    def engine_url(cls, url: URL) -> URL:
+        """The URL handed to SQLAlchemy, e.g. with the dialect's driver filled in."""
+        return url
+
+    @classmethod
+    def engine_options(cls, url: URL) -> dict[str, Any]:
+        """Default ``create_engine`` options for this database; the caller's win."""
+        return {}
+
+    def configure_engine(self, engine: Engine) -> None:
+        """Install per-connection settings (event listeners) on a new engine."""
+
+    def lock_for_claim(self, candidates: Select[Any]) -> Select[Any]:
+        """Lock the rows a claim picks so that concurrent claimers skip them."""
+        return candidates.with_for_update(skip_locked=True)
+
+    def claim_statement(self, candidates: Select[Any], values: Mapping[str, Any]) -> Update:
+        """One statement that claims the candidate rows and returns them.
+
+        The candidates run once, in a materialized CTE: Postgres may plan an
+        ``IN (subquery)`` as a join and update more rows than the LIMIT.
+        """
+        claimable = candidates.cte("claimable").prefix_with("MATERIALIZED")
+        return (
+            update(jobs)
+            .where(jobs.c.id == claimable.c.id)
+            .values(values)
+            .returning(*jobs.c)
+        )
+
+    def time_bucket(self, moment: ColumnElement[datetime], unit: TimeUnit) -> ColumnElement[datetime]:
+        """``moment`` truncated in UTC to its minute (m), hour (h) or day (d)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement time_bucket")
+
+    def json_equals(self, column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+        """Whether the JSON document in ``column`` equals ``value``, key order aside.
+
+        The default compares canonical text (``jsonvalues.dumps``), which is
+        right for databases that store the text this library wrote.
+        """
+        return column == literal(value, column.type)
+
+    def like(self, column: ColumnElement[str], pattern: str) -> ColumnElement[bool]:
+        """A case-sensitive LIKE with ``%``/``_`` wildcards and backslash escapes."""
+        return column.like(pattern, escape="\\")
+
+    def violated_constraint(self, error: IntegrityError) -> str | None:
+        """The name of the constraint or unique index a database error reports."""
+        return None
+
+    # -- migrations ------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Bring the schema to the newest revision; return the revisions applied."""
+        from .migrations import upgrade
+
+        return upgrade(self)
+
+    def rollback_migration(self) -> str | None:
+        """Undo the newest applied revision; return it, or None when none is applied."""
+        from .migrations import downgrade_one
+
+        return downgrade_one(self)
+
+    # -- queues ------------------------------------------------------------------
+
+    def create_new_queue(
+        self, name: str, *, concurrency: int = 10, priority: int = 0, state: str = "active"
+    ) -> QueueConfig:
+        values = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
+        check_changes(QUEUE_FIELDS, values, "queue")
+        with self._writing(duplicate_queue=f"a queue named {name!r} already exists") as conn:
+            row = conn.execute(insert(queues).values(values).returning(*queues.c)).one()
+        return _queue(row)
+
+    def get_queue(self, name: str) -> QueueConfig | None:
+        check_text(name, "name")
+        with self._reading() as conn:
+            row = conn.execute(select(queues).where(queues.c.name == name)).one_or_none()
+        return None if row is None else _queue(row)
+
+    def get_queues_from_jobs(self) -> list[str]:
+        with self._reading() as conn:
+            return list(conn.scalars(select(jobs.c.queue).distinct().order_by(jobs.c.queue)))
+
+    def list_queues(self, order_by: str = "priority", order: str = "desc") -> list[QueueConfig]:
+        if order_by not in _QUEUE_ORDER_FIELDS:
+            raise ValueError(f"order_by must be one of {', '.join(_QUEUE_ORDER_FIELDS)}; got {order_by!r}")
+        if order not in ("asc", "desc"):
+            raise ValueError(f"order must be 'asc' or 'desc'; got {order!r}")
+        column = queues.c[order_by]
+        stmt = select(queues).order_by(column.desc() if order == "desc" else column.asc(), queues.c.id)
+        with self._reading() as conn:
+            return [_queue(row) for row in conn.execute(stmt)]
+
+    def update_queue(self, queue_id: int, **changes: Any) -> QueueConfig:
+        check_int(queue_id, "queue_id", minimum=-(2**63))
+        _refuse_id(changes)
+        check_changes(QUEUE_FIELDS, changes, "queue")
+        name = changes.get("name")
+        with self._writing(duplicate_queue=f"a queue named {name!r} already exists") as conn:
+            if changes:
+                stmt = update(queues).where(queues.c.id == queue_id).values(changes).returning(*queues.c)
+            else:
+                stmt = select(queues).where(queues.c.id == queue_id)
+            row = conn.execute(stmt).one_or_none()
+        if row is None:
+            raise QueueNotFoundError(f"no queue has id {queue_id}")
+        return _queue(row)
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> JobData | None:
+        check_int(job_id, "job_id", minimum=-(2**63))
+        with self._reading() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+        return None if row is None else _job(row)
+
+    def create_new_job(self, job: NewJobData) -> JobData:
+        values = self._new_job_values(job, self._now(), "job")
+        digest = values["unique_digest"]
+        with self._writing(duplicate_job=f"unique_digest {digest!r} is held by another job") as conn:
+            row = conn.execute(insert(jobs).values(values).returning(*jobs.c)).one()
+        return _job(row)
+
+    def create_new_jobs(self, new_jobs: Iterable[NewJobData]) -> list[JobData]:
+        """Enqueue many jobs in few round trips, all or nothing, in input order."""
+        if isinstance(new_jobs, (str, bytes, NewJobData)) or not isinstance(new_jobs, Iterable):
+            raise TypeError("jobs must be an iterable of NewJobData")
+        now = self._now()
+        rows = [self._new_job_values(job, now, f"jobs[{i}]") for i, job in enumerate(new_jobs)]
+        if not rows:
+            return []
+        seen: set[str] = set()
+        for row in rows:
+            digest = row["unique_digest"]
+            if digest is not None:
+                if digest in seen:
+                    raise DuplicatedJobError(f"unique_digest {digest!r} appears twice in jobs")
+                seen.add(digest)
+        stmt = insert(jobs).returning(*jobs.c, sort_by_parameter_order=True)
+        with self._writing(duplicate_job="a unique_digest in jobs is held by another job") as conn:
+            return [_job(row) for row in conn.execute(stmt, rows)]
+
+    def claim_pending_job(self, queue: str, quantity: int = 1) -> list[JobData]:
+        """Atomically move up to ``quantity`` available waiting jobs of ``queue`` to claimed."""
+        check_text(queue, "queue")
+        check_int(quantity, "quantity", minimum=1)
+        now = self._now()
+        c = jobs.c
+        candidates = self.lock_for_claim(
+            select(c.id)
+            .where(c.state == "waiting", c.queue == queue, c.available_at <= now)
+            .order_by(c.inserted_at, c.id)
+            .limit(quantity)
+        )
+        values = {"state": "claimed", "claimed_at": now, "claimed_by": self.worker_name}
+        with self._writing() as conn:
+            claimed = [_job(row) for row in conn.execute(self.claim_statement(candidates, values))]
+        return sorted(claimed, key=lambda job: (job.inserted_at, job.id))
+
+    def update_job(self, job_id: int, **changes: Any) -> JobData:
+        """Set exactly the given fields (None nullifies) and return the job."""
+        check_int(job_id, "job_id", minimum=-(2**63))
+        _refuse_id(changes)
+        check_changes(JOB_FIELDS, changes, "job")
+        digest = changes.get("unique_digest")
+        with self._writing(duplicate_job=f"unique_digest {digest!r} is held by another job") as conn:
+            if changes:
+                stmt = update(jobs).where(jobs.c.id == job_id).values(changes).returning(*jobs.c)
+            else:
+                stmt = select(jobs).where(jobs.c.id == job_id)
+            row = conn.execute(stmt).one_or_none()
+        if row is None:
+            raise JobNotFoundError(f"no job has id {job_id}")
+        return _job(row)
+
+    def list_jobs(
+        self,
+        *,
+        queue: str | list[str] | None = None,
+        job_class: str | list[str] | None = None,
+        state: str | list[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        args: Any = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[JobData]:
+        """Jobs matching every filter given, newest id first.
+
+        A str filter is a case-sensitive LIKE pattern; a list is an IN.
+        """
+        check_int(limit, "limit", minimum=0)
+        check_int(offset, "offset", minimum=0)
+        conditions = [
+            self._text_filter(jobs.c.queue, queue, "queue"),
+            self._text_filter(jobs.c.job_class, job_class, "job_class"),
+            self._text_filter(jobs.c.state, state, "state"),
+        ]
+        if args is not None:
+            jsonvalues.check_json(args, "args")
+            conditions.append(self.json_equals(jobs.c.args, args))
+        if since is not None:
+            check_time(since, "since")
+            conditions.append(jobs.c.attempted_at >= since)
+        if until is not None:
+            check_time(until, "until")
+            conditions.append(jobs.c.attempted_at <= until)
+        stmt = (
+            select(jobs)
+            .where(*(condition for condition in conditions if condition is not None))
+            .order_by(jobs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._reading() as conn:
+            return [_job(row) for row in conn.execute(stmt)]
+
+    # -- statistics -------------------------------------------------------------------
+
+    def count_jobs(self, *, since: datetime | None = None, until: datetime | None = None) -> JobCounts:
+        """Jobs per state, bounded (inclusively) on the time each job counts at."""
+        moment = finished_moment()
+        stmt = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+        if since is not None:
+            check_time(since, "since")
+            stmt = stmt.where(moment >= since)
+        if until is not None:
+            check_time(until, "until")
+            stmt = stmt.where(moment <= until)
+        with self._reading() as conn:
+            return JobCounts.from_states(dict(conn.execute(stmt).tuples().all()))
+
+    def count_jobs_by_queues(self) -> dict[str, JobCounts]:
+        """Counts per state for every queue, configured or used by a job."""
+        stmt = select(jobs.c.queue, jobs.c.state, func.count()).group_by(jobs.c.queue, jobs.c.state)
+        with self._reading() as conn:
+            names = list(conn.scalars(select(queues.c.name)))
+            by_queue: dict[str, dict[str, int]] = {name: {} for name in names}
+            for queue, state, count in conn.execute(stmt).tuples():
+                by_queue.setdefault(queue, {})[state] = count
+        return {name: JobCounts.from_states(by_queue[name]) for name in sorted(by_queue)}
+
+    def count_jobs_over_time(self, time_range: str) -> list[JobCountsAt]:
+        """Counts per state in each of n buckets ('12h': 12 hours), oldest first.
+
+        The newest bucket is the current one; buckets are truncated in UTC and
+        jobs whose time is after now are not counted.
+        """
+        if not isinstance(time_range, str):
+            raise TypeError(f"time_range must be a str such as '12h', not {type(time_range).__name__}")
+        if not _TIME_RANGE.fullmatch(time_range) or int(time_range[:-1]) > MAX_BUCKETS:
+            raise ValueError(
+                f"time_range must be a count from 1 to {MAX_BUCKETS} followed by m, h or d "
+                f"(such as '12h'); got {time_range!r}"
+            )
+        count, unit = int(time_range[:-1]), time_range[-1]
+        step = UNIT_STEPS[unit]
+        now = self._now()
+        newest = truncate_time(now, unit)
+        starts = [newest - step * i for i in range(count - 1, -1, -1)]
+        moment = finished_moment()
+        bucket = self.time_bucket(moment, unit).label("bucket")  # type: ignore[arg-type]
+        stmt = (
+            select(bucket, jobs.c.state, func.count())
+            .where(moment >= starts[0], moment <= now)
+            .group_by(bucket, jobs.c.state)
+        )
+        per_bucket: dict[datetime, dict[str, int]] = {}
+        with self._reading() as conn:
+            for start, state, n in conn.execute(stmt).tuples():
+                per_bucket.setdefault(start, {})[state] = n
+        result = []
+        for start in starts:
+            counts = JobCounts.from_states(per_bucket.get(start, {}))
+            result.append(JobCountsAt(timestamp=start, **_counts_fields(counts)))
+        return result
+
+    def stale_jobs(self, max_stale_ms: int = 600_000, max_claimed_ms: int = 60_000) -> list[JobData]:
+        """Claimed jobs claimed too long ago, and running jobs past their timeout.
+
+        A running job is stale once ``attempted_at`` is older than its own
+        ``timeout`` (ms) or, with none, than ``max_stale_ms``.
+        """
+        check_int(max_stale_ms, "max_stale_ms", minimum=-(2**63))
+        check_int(max_claimed_ms, "max_claimed_ms", minimum=-(2**63))
+        now = self._now()
+        c = jobs.c
+        stmt = (
+            select(jobs)
+            .where(
+                or_(
+                    and_(c.state == "claimed", c.claimed_at < _before(now, max_claimed_ms)),
+                    and_(
+                        c.state == "running",
+                        c.attempted_at.is_not(None),
+                        or_(
+                            c.timeout.is_not(None),
+                            c.attempted_at < _before(now, max_stale_ms),
+                        ),
+                    ),
+                )
+            )
+            .order_by(c.id)
+        )
+        with self._reading() as conn:
+            found = [_job(row) for row in conn.execute(stmt)]
+        # A per-row timeout in ms has no portable SQL; running jobs are few.
+        return [
+            job
+            for job in found
+            if job.state == "claimed"
+            or job.timeout is None
+            or job.attempted_at < _before(now, job.timeout)  # type: ignore[operator]
+        ]
+
+    # -- cleanup ----------------------------------------------------------------------
+
+    def delete_finished_jobs(self, cutoff: datetime) -> int:
+        """Delete completed, failed and canceled jobs that finished before ``cutoff``."""
+        check_time(cutoff, "cutoff")
+        c = jobs.c
+        stmt = delete(jobs).where(
+            c.state.in_(FINISHED_STATES),
+            or_(c.completed_at < cutoff, c.failed_at < cutoff, c.canceled_at < cutoff),
+        )
+        with self._writing() as conn:
+            return conn.execute(stmt).rowcount
+
+    def truncate(self) -> None:
+        """Remove every job and every queue."""
+        with self._writing() as conn:
+            conn.execute(delete(jobs))
+            conn.execute(delete(queues))
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        check_time(now, "the backend clock's value")
+        return now
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._translating(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _writing(
+        self, *, duplicate_job: str | None = None, duplicate_queue: str | None = None
+    ) -> Iterator[Connection]:
+        """A write transaction, committed on success, with errors translated."""
+        with self._translating(duplicate_job, duplicate_queue), self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _translating(
+        self, duplicate_job: str | None = None, duplicate_queue: str | None = None
+    ) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError as exc:
+            constraint = self.violated_constraint(exc)
+            if constraint == UNIQUE_DIGEST_INDEX:
+                raise DuplicatedJobError(duplicate_job) from exc
+            if constraint == QUEUE_NAME_CONSTRAINT:
+                raise DuplicatedQueueError(duplicate_queue) from exc
+            raise
+
+    def _new_job_values(self, job: NewJobData, now: datetime, argument: str) -> dict[str, Any]:
+        if not isinstance(job, NewJobData):
+            raise TypeError(f"{argument} must be a NewJobData, not {type(job).__name__}")
+        values = {
+            "queue": job.queue,
+            "state": "waiting",
+            "script": job.script,
+            "job_class": job.job_class,
+            "args": job.args,
+            "constructor_args": job.constructor_args,
+            "timeout": job.timeout,
+            "attempt": 0,
+            "max_attempts": job.max_attempts,
+            "inserted_at": now,
+            "available_at": now if job.available_at is None else job.available_at,
+            "unique_digest": job.unique_digest,
+            "uniqueness_config": job.uniqueness_config,
+            "retry_delay": job.retry_delay,
+            "backoff_strategy": job.backoff_strategy,
+        }
+        check_changes(JOB_FIELDS, values, "job")
+        return values
+
+    def _text_filter(self, column: ColumnElement[str], value: Any, name: str) -> ColumnElement[bool] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            check_like_pattern(value, name)
+            return self.like(column, value)
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                check_text(item, f"{name}[{i}]")
+            return column.in_(list(value)) if value else false()
+        raise TypeError(f"{name} must be a str pattern, a list of str or None, not {type(value).__name__}")
+
+
+def check_like_pattern(pattern: str, name: str) -> None:
+    """A LIKE pattern must not end in a lone escape character."""
+    check_text(pattern, name)
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    if trailing % 2:
+        raise ValueError(f"{name} ends with a lone backslash; write '\\\\' for a literal one")
+
+
+def _refuse_id(changes: Mapping[str, Any]) -> None:
+    if "id" in changes:
+        raise ValueError("id cannot be changed")
+
+
+def _before(now: datetime, milliseconds: int) -> datetime:
+    """``now`` minus ``milliseconds``, clamped to the range of datetime."""
+    try:
+        return now - timedelta(milliseconds=milliseconds)
+    except OverflowError:
+        return (datetime.min if milliseconds > 0 else datetime.max).replace(tzinfo=UTC)
+
+
+def _job(row: Row[Any]) -> JobData:
+    mapping = row._mapping
+    return JobData(**{field: mapping[column] for column, field in _JOB_COLUMNS})
+
+
+_JOB_COLUMNS = [(jobs.c[key], key) for key in JOB_FIELD_OF_COLUMN.values()]
+
+
+def _queue(row: Row[Any]) -> QueueConfig:
+    return QueueConfig(**row._asdict())
+
+
+def _counts_fields(counts: JobCounts) -> dict[str, int]:
+    return {name: getattr(counts, name) for name in JobCounts.__dataclass_fields__}

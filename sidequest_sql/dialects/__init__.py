@@ -1,0 +1,5 @@
+"""The dialects that ship with sidequest_sql, one module each.
+
+``postgres`` is the reference; ``sqlite`` the embedded default. They are
+imported only when a URL asks for them, so their drivers stay optional.
+"""

@@ -1,0 +1,45 @@
+"""PostgreSQL over psycopg 3: the reference dialect.
+
+- ``postgresql://``, ``postgres://`` and ``postgresql+psycopg://`` all use
+  psycopg 3; query parameters such as ``?sslmode=require`` reach libpq as
+  they are.
+- Claims lock rows with ``FOR UPDATE SKIP LOCKED`` in a materialized CTE, so
+  claimers never wait for each other and never take the same job.
+- ``schema=`` puts every table, and the migration version table, in that
+  schema; ``migrate()`` creates it.
+- Behind PgBouncer in transaction pooling mode, pass
+  ``connect_args={"prepare_threshold": None}``: psycopg otherwise prepares
+  statements that another server connection does not know.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, type_coerce
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
+
+from ..base import SQLBackend, TimeUnit
+from ..schema import Timestamp
+
+_DATE_TRUNC_FIELDS = {"m": "minute", "h": "hour", "d": "day"}
+
+
+class PostgresBackend(SQLBackend):
+    supports_schemas = True
+
+    @classmethod
+    def engine_url(cls, url: URL) -> URL:
+        if url.drivername in ("postgres", "postgresql"):
+            return url.set(drivername="postgresql+psycopg")
+        return url
+
+    def time_bucket(self, moment: ColumnElement[datetime], unit: TimeUnit) -> ColumnElement[datetime]:
+        # The three-argument form truncates in UTC whatever the session's TimeZone.
+        return type_coerce(func.date_trunc(_DATE_TRUNC_FIELDS[unit], moment, "UTC"), Timestamp())
+
+    def violated_constraint(self, error: IntegrityError) -> str | None:
+        diag: Any = getattr(error.orig, "diag", None)
+        return getattr(diag, "constraint_name", None)

@@ -1,0 +1,123 @@
+"""SQLite: the embedded default, one file shared by threads and processes.
+
+- Every connection runs in WAL mode with ``synchronous=NORMAL`` (a power cut
+  may lose the last transactions, never corrupt the file; pass
+  ``sqlite_synchronous="FULL"`` to ``create_backend`` for full durability), a
+  30 s busy timeout and foreign keys on.
+- Writes begin with ``BEGIN IMMEDIATE``: a writer takes the file's write lock
+  first and waits for it under the busy timeout, so a claim never reads rows
+  another process is about to take, and "database is locked" does not escape
+  under normal contention. Reads never wait.
+- Times are stored as naive UTC text with microseconds, which orders and
+  compares correctly; JSON as canonical text (sorted keys).
+- ``sqlite://`` (in memory) is one database per backend: its threads share a
+  single connection, one transaction at a time.
+- ``schema=`` is not supported.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Index, Select, UniqueConstraint, event, func, type_coerce
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import QueuePool
+
+from ..base import SQLBackend, TimeUnit
+from ..schema import Timestamp, metadata
+
+_BUCKET_FORMATS = {
+    "m": "%Y-%m-%d %H:%M:00.000000",
+    "h": "%Y-%m-%d %H:00:00.000000",
+    "d": "%Y-%m-%d 00:00:00.000000",
+}
+_UNIQUE_FAILED = re.compile(r"UNIQUE constraint failed: (?:index '(?P<index>[^']+)'|(?P<columns>.+))")
+_GLOB_LITERALS = {"*": "[*]", "?": "[?]", "[": "[[]"}
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SQLiteBackend(SQLBackend):
+    def __init__(self, url: str | URL, *, sqlite_synchronous: str = "NORMAL", **options: Any) -> None:
+        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA; got {sqlite_synchronous!r}")
+        self._synchronous = sqlite_synchronous.upper()
+        super().__init__(url, **options)
+
+    @classmethod
+    def engine_options(cls, url: URL) -> dict[str, Any]:
+        if url.database in (None, "", ":memory:"):
+            # One connection keeps the one in-memory database alive for every thread.
+            return {
+                "poolclass": QueuePool,
+                "pool_size": 1,
+                "max_overflow": 0,
+                "pool_timeout": 3600,
+                "connect_args": {"check_same_thread": False},
+            }
+        return {}
+
+    def configure_engine(self, engine: Engine) -> None:
+        synchronous = self._synchronous
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            # Transactions are begun by the "begin" listener below, not by the driver.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            write = conn.get_execution_options().get("sidequest_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def lock_for_claim(self, candidates: Select[Any]) -> Select[Any]:
+        # No row locks: BEGIN IMMEDIATE already gives the claim the whole file.
+        return candidates
+
+    def time_bucket(self, moment: ColumnElement[datetime], unit: TimeUnit) -> ColumnElement[datetime]:
+        return type_coerce(func.strftime(_BUCKET_FORMATS[unit], moment), Timestamp())
+
+    def like(self, column: ColumnElement[str], pattern: str) -> ColumnElement[bool]:
+        # SQLite's LIKE ignores ASCII case; GLOB is case-sensitive.
+        return column.op("GLOB")(like_to_glob(pattern))
+
+    def violated_constraint(self, error: IntegrityError) -> str | None:
+        match = _UNIQUE_FAILED.search(str(error.orig))
+        if match is None:
+            return None
+        if match["index"]:
+            return match["index"]
+        qualified = [name.strip() for name in match["columns"].split(",")]
+        table = metadata.tables.get(qualified[0].split(".")[0])
+        columns = {name.split(".", 1)[1] for name in qualified}
+        if table is None:
+            return None
+        for unique in [*table.indexes, *table.constraints]:
+            is_unique = isinstance(unique, UniqueConstraint) or (isinstance(unique, Index) and unique.unique)
+            if is_unique and {c.name for c in unique.columns} == columns:
+                return str(unique.name)
+        return None
+
+
+def like_to_glob(pattern: str) -> str:
+    """The GLOB pattern matching what the LIKE ``pattern`` (backslash escapes) matches."""
+    out = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            out.append(_GLOB_LITERALS.get(escaped := next(chars, "\\"), escaped))
+        elif char == "%":
+            out.append("*")
+        elif char == "_":
+            out.append("?")
+        else:
+            out.append(_GLOB_LITERALS.get(char, char))
+    return "".join(out)

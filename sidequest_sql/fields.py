@@ -1,0 +1,121 @@
+"""What each writable field of a job or queue accepts, checked before any write.
+
+The limits are those of the strictest supported database (Postgres
+``varchar(255)`` and ``integer``), applied on every dialect so that a value is
+accepted or refused the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from .jsonvalues import check_json
+from .records import JOB_STATES, QUEUE_STATES
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+NAME_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    kind: Literal["text", "int", "time", "json"]
+    nullable: bool = False
+    max_length: int | None = None
+    minimum: int = INT_MIN
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any, name: str) -> None:
+        if value is None:
+            if not self.nullable:
+                raise ValueError(f"{name} cannot be None")
+            return
+        if self.kind == "json":
+            check_json(value, name)
+        elif self.kind == "time":
+            check_time(value, name)
+        elif self.kind == "int":
+            check_int(value, name, minimum=self.minimum)
+        else:
+            check_text(value, name, max_length=self.max_length, choices=self.choices)
+
+
+def check_time(value: Any, name: str) -> None:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got the naive datetime {value!r}")
+
+
+def check_int(value: Any, name: str, *, minimum: int = INT_MIN) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not minimum <= value <= INT_MAX:
+        raise ValueError(f"{name} must be between {minimum} and {INT_MAX}, got {value}")
+
+
+def check_text(
+    value: Any, name: str, *, max_length: int | None = None, choices: tuple[str, ...] = ()
+) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if choices and value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character, which databases cannot store")
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"{name} is {len(value)} characters long; at most {max_length} fit")
+
+
+_name = Field("text", max_length=NAME_LENGTH)
+_optional_name = Field("text", nullable=True, max_length=NAME_LENGTH)
+_time = Field("time")
+_optional_time = Field("time", nullable=True)
+_optional_int = Field("int", nullable=True)
+
+JOB_FIELDS: Mapping[str, Field] = {
+    "queue": _name,
+    "state": Field("text", choices=JOB_STATES),
+    "script": _name,
+    "job_class": _name,
+    "args": Field("json"),
+    "constructor_args": Field("json"),
+    "timeout": _optional_int,
+    "attempt": Field("int"),
+    "max_attempts": Field("int"),
+    "result": Field("json", nullable=True),
+    "errors": Field("json", nullable=True),
+    "inserted_at": _time,
+    "attempted_at": _optional_time,
+    "available_at": _time,
+    "completed_at": _optional_time,
+    "failed_at": _optional_time,
+    "canceled_at": _optional_time,
+    "claimed_at": _optional_time,
+    "claimed_by": _optional_name,
+    "unique_digest": _optional_name,
+    "uniqueness_config": Field("json", nullable=True),
+    "retry_delay": _optional_int,
+    "backoff_strategy": Field("text"),
+}
+
+QUEUE_FIELDS: Mapping[str, Field] = {
+    "name": _name,
+    "concurrency": Field("int", minimum=1),
+    "priority": Field("int"),
+    "state": Field("text", choices=QUEUE_STATES),
+}
+
+
+def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what: str) -> None:
+    """Refuse unknown fields, ``id`` and bad values among ``changes``."""
+    for name, value in changes.items():
+        spec = fields.get(name)
+        if spec is None:
+            hint = " (use job_class)" if name == "class" and "job_class" in fields else ""
+            known = ", ".join(sorted(fields))
+            raise ValueError(f"{name!r} is not a field of a {what} that can be changed{hint}; "
+                             f"the fields are: {known}")
+        spec.check(value, name)

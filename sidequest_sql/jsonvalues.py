@@ -1,0 +1,68 @@
+"""JSON payloads: what is accepted, and the one canonical way they are written.
+
+Every dialect stores JSON documents written by ``dumps``: keys sorted, no
+spaces, and floats with an integral value below 2**53 written as integers, as
+Postgres jsonb normalises them. A database without a JSON equality of its own
+can then compare documents as text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+_EXACT_FLOAT_LIMIT = 2**53
+
+
+def check_json(value: Any, argument: str) -> None:
+    """Raise TypeError/ValueError naming ``argument`` unless ``value`` is a
+    JSON value every dialect stores faithfully."""
+    stack: list[tuple[Any, str]] = [(value, argument)]
+    while stack:
+        item, where = stack.pop()
+        if item is None or isinstance(item, (bool, int)):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{where} must be a finite number, not {item!r}")
+        elif isinstance(item, str):
+            _check_text(item, where)
+        elif isinstance(item, list):
+            stack.extend((element, f"{where}[{i}]") for i, element in enumerate(item))
+        elif isinstance(item, dict):
+            for key, element in item.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"{where} has a key {key!r} that is not a str")
+                _check_text(key, f"a key of {where}")
+                stack.append((element, f"{where}[{key!r}]"))
+        else:
+            raise TypeError(
+                f"{where} must hold only JSON values (dict, list, str, int, float, "
+                f"bool, None), not {type(item).__name__}"
+            )
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise ValueError(f"{where} contains a NUL character, which databases cannot store")
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
+        return int(value)
+    if isinstance(value, list):
+        return [_normalised(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalised(v) for k, v in value.items()}
+    return value
+
+
+def dumps(value: Any) -> str:
+    """The canonical text of a JSON value (see the module docstring)."""
+    return json.dumps(
+        _normalised(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+loads = json.loads

@@ -1,0 +1,95 @@
+"""Which backend class serves a URL: registered dialects, built-ins, entry points.
+
+Lookups try the URL's full driver name first (``mysql+pymysql``), then its
+backend name (``mysql``). Classes are named as ``"module:Class"`` and imported
+only when a URL needs them, so ``import sidequest_sql`` needs no driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import UnsupportedDatabaseError
+
+if TYPE_CHECKING:
+    from .base import Clock, SQLBackend
+
+ENTRY_POINT_GROUP = "sidequest_sql.dialects"
+DEFAULT_URL = "sqlite:///sidequest.sqlite"
+URL_VARIABLE = "SIDEQUEST_DATABASE_URL"
+
+_BUILT_IN: dict[str, str] = {
+    "postgresql": "sidequest_sql.dialects.postgres:PostgresBackend",
+    "postgres": "sidequest_sql.dialects.postgres:PostgresBackend",
+    "sqlite": "sidequest_sql.dialects.sqlite:SQLiteBackend",
+}
+_registered: dict[str, str | type[SQLBackend]] = {}
+
+
+def register_dialect(scheme: str, backend: str | type[SQLBackend]) -> None:
+    """Serve URLs of ``scheme`` with ``backend``, a class or ``"module:Class"``.
+
+    A registration made here wins over the built-ins and entry points.
+    """
+    if not isinstance(scheme, str) or not scheme:
+        raise TypeError("scheme must be a non-empty str such as 'cockroachdb'")
+    if isinstance(backend, str):
+        if backend.count(":") != 1:
+            raise ValueError(f"backend must be written 'module:Class'; got {backend!r}")
+    elif not isinstance(backend, type):
+        raise TypeError("backend must be an SQLBackend subclass or a 'module:Class' str")
+    _registered[scheme] = backend
+
+
+def parse_url(url: str | URL) -> URL:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        # The text may hold a password: never repeat it.
+        raise ValueError("url is not a database URL of the form scheme://user@host/database") from None
+
+
+def dialect_for(url: str | URL) -> type[SQLBackend]:
+    """The backend class registered for ``url``'s scheme."""
+    parsed = parse_url(url)
+    names = dict.fromkeys([parsed.drivername, parsed.get_backend_name()])
+    installed = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for name in names:
+        for source in (_registered, _BUILT_IN, installed):
+            if name in source:
+                return _load(source[name])
+    known = sorted({*_registered, *_BUILT_IN, *installed})
+    raise UnsupportedDatabaseError(
+        f"no dialect is registered for the scheme {parsed.drivername!r}; known schemes: {', '.join(known)}"
+    )
+
+
+def create_backend(
+    url: str | URL | None = None,
+    *,
+    schema: str | None = None,
+    worker_name: str | None = None,
+    clock: Clock | None = None,
+    **engine_options: Any,
+) -> SQLBackend:
+    """A backend for ``url``; without one, ``$SIDEQUEST_DATABASE_URL``, else
+    ``sqlite:///sidequest.sqlite``. Nothing connects until the first operation."""
+    if url is None:
+        url = os.environ.get(URL_VARIABLE) or DEFAULT_URL
+    backend_class = dialect_for(url)
+    return backend_class(
+        parse_url(url), schema=schema, worker_name=worker_name, clock=clock, **engine_options
+    )
+
+
+def _load(target: str | type[SQLBackend]) -> type[SQLBackend]:
+    if isinstance(target, type):
+        return target
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]

@@ -1,0 +1,140 @@
+"""The tables, in one place: the backend queries them and migrations build them.
+
+On Postgres they are column for column those of Sidequest's own Postgres
+backend (knex names included), so Node and Python processes share one
+database. Other databases get the nearest types: times as naive UTC
+``DATETIME`` with microseconds, JSON as canonical text (see ``jsonvalues``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from .fields import NAME_LENGTH
+
+VERSION_TABLE = "sidequest_sql_version"
+UNIQUE_DIGEST_INDEX = "sidequest_jobs_unique_digest_active_idx"
+QUEUE_NAME_CONSTRAINT = "sidequest_queues_name_unique"
+CLAIM_INDEX = "sidequest_jobs_claim_idx"
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """An instant: aware in, aware UTC out, exact to the microsecond.
+
+    Postgres keeps ``timestamptz``; elsewhere the value is stored as naive UTC,
+    whose text or numeric form orders and compares correctly in SQL.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_document() -> TypeEngine[Any]:
+    """A JSON column: ``jsonb`` on Postgres; SQL NULL stands for None."""
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def big_id() -> TypeEngine[int]:
+    # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "%(table_name)s_pkey",
+        "ix": "%(table_name)s_%(column_0_name)s_index",
+        "uq": "%(table_name)s_%(column_0_name)s_unique",
+    }
+)
+
+queues = Table(
+    "sidequest_queues",
+    metadata,
+    Column("id", big_id(), primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("state", String(NAME_LENGTH), nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+)
+
+jobs = Table(
+    "sidequest_jobs",
+    metadata,
+    Column("id", big_id(), primary_key=True, autoincrement=True),
+    Column("queue", String(NAME_LENGTH), nullable=False, index=True),
+    Column("state", String(NAME_LENGTH), nullable=False),
+    Column("script", String(NAME_LENGTH), nullable=False),
+    Column("class", String(NAME_LENGTH), nullable=False, key="job_class"),
+    Column("args", json_document(), nullable=False),
+    Column("constructor_args", json_document(), nullable=False),
+    Column("timeout", Integer, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("result", json_document(), nullable=True),
+    Column("errors", json_document(), nullable=True),
+    Column("inserted_at", Timestamp(), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    Column("attempted_at", Timestamp(), nullable=True),
+    Column("available_at", Timestamp(), nullable=False),
+    Column("completed_at", Timestamp(), nullable=True),
+    Column("failed_at", Timestamp(), nullable=True),
+    Column("canceled_at", Timestamp(), nullable=True),
+    Column("claimed_by", String(NAME_LENGTH), nullable=True),
+    Column("claimed_at", Timestamp(), nullable=True),
+    Column("unique_digest", String(NAME_LENGTH), nullable=True),
+    Column("uniqueness_config", json_document(), nullable=True),
+    Column("retry_delay", Integer, nullable=True),
+    Column("backoff_strategy", Text, nullable=False, server_default="exponential"),
+    Index(
+        UNIQUE_DIGEST_INDEX,
+        "unique_digest",
+        unique=True,
+        postgresql_where=text("unique_digest IS NOT NULL"),
+        sqlite_where=text("unique_digest IS NOT NULL"),
+    ),
+    # Serves the claim: its cost stays flat however many finished jobs are kept.
+    Index(
+        CLAIM_INDEX,
+        "queue",
+        "inserted_at",
+        "id",
+        postgresql_where=text("state = 'waiting'"),
+        sqlite_where=text("state = 'waiting'"),
+    ),
+)
+
+# Which field of JobData each column fills, in table order.
+JOB_FIELD_OF_COLUMN: dict[str, str] = {c.name: c.key for c in jobs.columns}

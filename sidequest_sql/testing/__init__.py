@@ -1,0 +1,14 @@
+"""The contract suite every dialect must pass, shipped as a pytest plugin.
+
+Run it against any database a registered dialect serves::
+
+    pytest --pyargs sidequest_sql.testing --sidequest-url postgresql://…/scratch
+
+The suite empties the sidequest tables of that database: point it at a
+scratch database. A project's own tests reuse it by importing the suite into
+a test module and overriding the ``sidequest_url`` fixture.
+"""
+
+from .clock import ManualClock
+
+__all__ = ["ManualClock"]
