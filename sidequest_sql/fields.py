@@ -7,15 +7,17 @@ accepted or refused the same way everywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .jsonvalues import check_json
+from .jsonvalues import check_json, check_storable_text
 from .records import JOB_STATES, QUEUE_STATES
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 NAME_LENGTH = 255
 
 
@@ -47,13 +49,18 @@ def check_time(value: Any, name: str) -> None:
         raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got the naive datetime {value!r}")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        # Stored as UTC: an instant past year 1 or 9999 there has no representation.
+        raise ValueError(f"{name} is out of range once converted to UTC: {value!r}") from None
 
 
-def check_int(value: Any, name: str, *, minimum: int = INT_MIN) -> None:
+def check_int(value: Any, name: str, *, minimum: int = INT_MIN, maximum: int = INT_MAX) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not minimum <= value <= INT_MAX:
-        raise ValueError(f"{name} must be between {minimum} and {INT_MAX}, got {value}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
 
 
 def check_text(
@@ -63,8 +70,7 @@ def check_text(
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if choices and value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    if "\x00" in value:
-        raise ValueError(f"{name} contains a NUL character, which databases cannot store")
+    check_storable_text(value, name)
     if max_length is not None and len(value) > max_length:
         raise ValueError(f"{name} is {len(value)} characters long; at most {max_length} fit")
 

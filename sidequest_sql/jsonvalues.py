@@ -10,32 +10,44 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 _EXACT_FLOAT_LIMIT = 2**53
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Python's json recursion bounds the depth it can write and read back.
+MAX_DEPTH = 256
+# Python refuses to print an int of more than 4300 digits.
+_HUGE_INT = 10**4000
 
 
 def check_json(value: Any, argument: str) -> None:
     """Raise TypeError/ValueError naming ``argument`` unless ``value`` is a
     JSON value every dialect stores faithfully."""
-    stack: list[tuple[Any, str]] = [(value, argument)]
+    stack: list[tuple[Any, str, int]] = [(value, argument, 0)]
     while stack:
-        item, where = stack.pop()
-        if item is None or isinstance(item, (bool, int)):
+        item, where, depth = stack.pop()
+        if item is None or isinstance(item, bool):
             continue
+        if isinstance(item, int):
+            if abs(item) >= _HUGE_INT:
+                raise ValueError(f"{where} is an int of more than 4000 digits")
+            continue
+        if isinstance(item, (list, dict)) and depth >= MAX_DEPTH:
+            raise ValueError(f"{argument} is nested more than {MAX_DEPTH} levels deep")
         if isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{where} must be a finite number, not {item!r}")
         elif isinstance(item, str):
-            _check_text(item, where)
+            check_storable_text(item, where)
         elif isinstance(item, list):
-            stack.extend((element, f"{where}[{i}]") for i, element in enumerate(item))
+            stack.extend((element, f"{where}[{i}]", depth + 1) for i, element in enumerate(item))
         elif isinstance(item, dict):
             for key, element in item.items():
                 if not isinstance(key, str):
                     raise TypeError(f"{where} has a key {key!r} that is not a str")
-                _check_text(key, f"a key of {where}")
-                stack.append((element, f"{where}[{key!r}]"))
+                check_storable_text(key, f"a key of {where}")
+                stack.append((element, f"{where}[{key!r}]", depth + 1))
         else:
             raise TypeError(
                 f"{where} must hold only JSON values (dict, list, str, int, float, "
@@ -43,9 +55,12 @@ def check_json(value: Any, argument: str) -> None:
             )
 
 
-def _check_text(text: str, where: str) -> None:
+def check_storable_text(text: str, where: str) -> None:
+    """Refuse text no database stores: NUL characters and lone surrogates."""
     if "\x00" in text:
         raise ValueError(f"{where} contains a NUL character, which databases cannot store")
+    if _SURROGATE.search(text):
+        raise ValueError(f"{where} contains a lone surrogate, which is not text a database can store")
 
 
 def _normalised(value: Any) -> Any:

@@ -9,6 +9,13 @@ from sidequest_sql.schema import VERSION_TABLE, metadata
 config = context.config
 connection = config.attributes["connection"]
 record_step = config.attributes.get("on_version_apply")
+schema = config.attributes.get("schema")
+
+if schema is not None:
+    # Alembic renders ALTER TABLE without the connection's schema_translate_map,
+    # so unqualified names must resolve to the schema; SET LOCAL ends with the transaction.
+    quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
+    connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
 
 
 def _on_version_apply(*, step, **_):  # type: ignore[no-untyped-def]
@@ -20,7 +27,7 @@ context.configure(
     connection=connection,
     target_metadata=metadata,
     version_table=VERSION_TABLE,
-    version_table_schema=config.attributes.get("schema"),
+    version_table_schema=schema,
     render_as_batch=True,
     on_version_apply=_on_version_apply,
 )

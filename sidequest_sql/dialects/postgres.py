@@ -17,8 +17,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, type_coerce
-from sqlalchemy.engine import URL
+from sqlalchemy import ColumnElement, event, func, type_coerce
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
 
 from ..base import SQLBackend, TimeUnit
@@ -35,6 +35,16 @@ class PostgresBackend(SQLBackend):
         if url.drivername in ("postgres", "postgresql"):
             return url.set(drivername="postgresql+psycopg")
         return url
+
+    def configure_engine(self, engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+            # psycopg reads timestamptz in the session's TimeZone: east of UTC,
+            # an instant late in year 9999 would overflow datetime on the way out.
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            dbapi_connection.execute("SET TIME ZONE 'UTC'")
+            dbapi_connection.autocommit = autocommit
 
     def time_bucket(self, moment: ColumnElement[datetime], unit: TimeUnit) -> ColumnElement[datetime]:
         # The three-argument form truncates in UTC whatever the session's TimeZone.
