@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import jsonvalues
 from .errors import (
@@ -42,7 +42,16 @@ from .errors import (
     JobNotFoundError,
     QueueNotFoundError,
 )
-from .fields import JOB_FIELDS, QUEUE_FIELDS, check_changes, check_int, check_text, check_time
+from .fields import (
+    BIGINT_MAX,
+    BIGINT_MIN,
+    JOB_FIELDS,
+    QUEUE_FIELDS,
+    check_changes,
+    check_int,
+    check_text,
+    check_time,
+)
 from .records import (
     FINISHED_STATES,
     JobCounts,
@@ -61,6 +70,7 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine, Row
 
 Clock = Callable[[], datetime]
@@ -72,6 +82,9 @@ UNIT_STEPS: Mapping[str, timedelta] = {
     "d": timedelta(days=1),
 }
 MAX_BUCKETS = 10_000
+# A write transaction a database rolled back as retryable (a deadlock) runs at most this often.
+WRITE_ATTEMPTS = 5
+_T = TypeVar("_T")
 _TIME_RANGE = re.compile(r"[1-9][0-9]*[mhd]", re.ASCII)
 _QUEUE_ORDER_FIELDS = ("id", "name", "concurrency", "state", "priority")
 
@@ -189,6 +202,11 @@ class SQLBackend:
     def claim_statement(self, candidates: Select[Any], values: Mapping[str, Any]) -> Update:
         """One statement that claims the candidate rows and returns them.
 
+        Used where the database has ``UPDATE … RETURNING``
+        (``dialect.update_returning``); elsewhere the claim runs the locking
+        ``candidates`` select, updates those ids and reads them back, all in
+        one transaction.
+
         The candidates run once, in a materialized CTE: Postgres may plan an
         ``IN (subquery)`` as a join and update more rows than the LIMIT.
         """
@@ -220,6 +238,11 @@ class SQLBackend:
         """The name of the constraint or unique index a database error reports."""
         return None
 
+    def retryable(self, error: DBAPIError) -> bool:
+        """Whether ``error`` rolled back a write transaction that may simply be run
+        again (a deadlock victim, say); such a transaction is retried a few times."""
+        return False
+
     # -- migrations ------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
@@ -241,8 +264,10 @@ class SQLBackend:
     ) -> QueueConfig:
         values = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
         check_changes(QUEUE_FIELDS, values, "queue")
-        with self._writing(duplicate_queue=f"a queue named {name!r} already exists") as conn:
-            row = conn.execute(insert(queues).values(values).returning(*queues.c)).one()
+        [row] = self._write(
+            lambda conn: _insert_rows(conn, queues, [values]),
+            duplicate_queue=f"a queue named {name!r} already exists",
+        )
         return _queue(row)
 
     def get_queue(self, name: str) -> QueueConfig | None:
@@ -266,16 +291,14 @@ class SQLBackend:
             return [_queue(row) for row in conn.execute(stmt)]
 
     def update_queue(self, queue_id: int, **changes: Any) -> QueueConfig:
-        check_int(queue_id, "queue_id", minimum=-(2**63))
+        check_int(queue_id, "queue_id", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
         _refuse_id(changes)
         check_changes(QUEUE_FIELDS, changes, "queue")
         name = changes.get("name")
-        with self._writing(duplicate_queue=f"a queue named {name!r} already exists") as conn:
-            if changes:
-                stmt = update(queues).where(queues.c.id == queue_id).values(changes).returning(*queues.c)
-            else:
-                stmt = select(queues).where(queues.c.id == queue_id)
-            row = conn.execute(stmt).one_or_none()
+        row = self._write(
+            lambda conn: _one_or_none(_update_by_ids(conn, queues, [queue_id], changes)),
+            duplicate_queue=f"a queue named {name!r} already exists",
+        )
         if row is None:
             raise QueueNotFoundError(f"no queue has id {queue_id}")
         return _queue(row)
@@ -283,7 +306,7 @@ class SQLBackend:
     # -- jobs -----------------------------------------------------------------------
 
     def get_job(self, job_id: int) -> JobData | None:
-        check_int(job_id, "job_id", minimum=-(2**63))
+        check_int(job_id, "job_id", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
         with self._reading() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
         return None if row is None else _job(row)
@@ -291,8 +314,10 @@ class SQLBackend:
     def create_new_job(self, job: NewJobData) -> JobData:
         values = self._new_job_values(job, self._now(), "job")
         digest = values["unique_digest"]
-        with self._writing(duplicate_job=f"unique_digest {digest!r} is held by another job") as conn:
-            row = conn.execute(insert(jobs).values(values).returning(*jobs.c)).one()
+        [row] = self._write(
+            lambda conn: _insert_rows(conn, jobs, [values]),
+            duplicate_job=f"unique_digest {digest!r} is held by another job",
+        )
         return _job(row)
 
     def create_new_jobs(self, new_jobs: Iterable[NewJobData]) -> list[JobData]:
@@ -310,9 +335,11 @@ class SQLBackend:
                 if digest in seen:
                     raise DuplicatedJobError(f"unique_digest {digest!r} appears twice in jobs")
                 seen.add(digest)
-        stmt = insert(jobs).returning(*jobs.c, sort_by_parameter_order=True)
-        with self._writing(duplicate_job="a unique_digest in jobs is held by another job") as conn:
-            return [_job(row) for row in conn.execute(stmt, rows)]
+        inserted = self._write(
+            lambda conn: _insert_rows(conn, jobs, rows),
+            duplicate_job="a unique_digest in jobs is held by another job",
+        )
+        return [_job(row) for row in inserted]
 
     def claim_pending_job(self, queue: str, quantity: int = 1) -> list[JobData]:
         """Atomically move up to ``quantity`` available waiting jobs of ``queue`` to claimed."""
@@ -327,22 +354,25 @@ class SQLBackend:
             .limit(quantity)
         )
         values = {"state": "claimed", "claimed_at": now, "claimed_by": self.worker_name}
-        with self._writing() as conn:
-            claimed = [_job(row) for row in conn.execute(self.claim_statement(candidates, values))]
+
+        def claim(conn: Connection) -> list[Row[Any]]:
+            if conn.dialect.update_returning:
+                return list(conn.execute(self.claim_statement(candidates, values)))
+            return _update_by_ids(conn, jobs, list(conn.scalars(candidates)), values)
+
+        claimed = [_job(row) for row in self._write(claim)]
         return sorted(claimed, key=lambda job: (job.inserted_at, job.id))
 
     def update_job(self, job_id: int, **changes: Any) -> JobData:
         """Set exactly the given fields (None nullifies) and return the job."""
-        check_int(job_id, "job_id", minimum=-(2**63))
+        check_int(job_id, "job_id", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
         _refuse_id(changes)
         check_changes(JOB_FIELDS, changes, "job")
         digest = changes.get("unique_digest")
-        with self._writing(duplicate_job=f"unique_digest {digest!r} is held by another job") as conn:
-            if changes:
-                stmt = update(jobs).where(jobs.c.id == job_id).values(changes).returning(*jobs.c)
-            else:
-                stmt = select(jobs).where(jobs.c.id == job_id)
-            row = conn.execute(stmt).one_or_none()
+        row = self._write(
+            lambda conn: _one_or_none(_update_by_ids(conn, jobs, [job_id], changes)),
+            duplicate_job=f"unique_digest {digest!r} is held by another job",
+        )
         if row is None:
             raise JobNotFoundError(f"no job has id {job_id}")
         return _job(row)
@@ -402,7 +432,7 @@ class SQLBackend:
             check_time(until, "until")
             stmt = stmt.where(moment <= until)
         with self._reading() as conn:
-            return JobCounts.from_states(dict(conn.execute(stmt).tuples().all()))
+            return JobCounts.from_states(dict(conn.execute(stmt).all()))
 
     def count_jobs_by_queues(self) -> dict[str, JobCounts]:
         """Counts per state for every queue, configured or used by a job."""
@@ -410,7 +440,7 @@ class SQLBackend:
         with self._reading() as conn:
             names = list(conn.scalars(select(queues.c.name)))
             by_queue: dict[str, dict[str, int]] = {name: {} for name in names}
-            for queue, state, count in conn.execute(stmt).tuples():
+            for queue, state, count in conn.execute(stmt):
                 by_queue.setdefault(queue, {})[state] = count
         return {name: JobCounts.from_states(by_queue[name]) for name in sorted(by_queue)}
 
@@ -441,7 +471,7 @@ class SQLBackend:
         )
         per_bucket: dict[datetime, dict[str, int]] = {}
         with self._reading() as conn:
-            for start, state, n in conn.execute(stmt).tuples():
+            for start, state, n in conn.execute(stmt):
                 per_bucket.setdefault(start, {})[state] = n
         result = []
         for start in starts:
@@ -455,8 +485,8 @@ class SQLBackend:
         A running job is stale once ``attempted_at`` is older than its own
         ``timeout`` (ms) or, with none, than ``max_stale_ms``.
         """
-        check_int(max_stale_ms, "max_stale_ms", minimum=-(2**63))
-        check_int(max_claimed_ms, "max_claimed_ms", minimum=-(2**63))
+        check_int(max_stale_ms, "max_stale_ms", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
+        check_int(max_claimed_ms, "max_claimed_ms", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
         now = self._now()
         c = jobs.c
         stmt = (
@@ -497,14 +527,16 @@ class SQLBackend:
             c.state.in_(FINISHED_STATES),
             or_(c.completed_at < cutoff, c.failed_at < cutoff, c.canceled_at < cutoff),
         )
-        with self._writing() as conn:
-            return conn.execute(stmt).rowcount
+        return self._write(lambda conn: conn.execute(stmt).rowcount)
 
     def truncate(self) -> None:
         """Remove every job and every queue."""
-        with self._writing() as conn:
+
+        def empty(conn: Connection) -> None:
             conn.execute(delete(jobs))
             conn.execute(delete(queues))
+
+        self._write(empty)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -517,6 +549,24 @@ class SQLBackend:
     def _reading(self) -> Iterator[Connection]:
         with self._translating(), self.engine.connect() as conn:
             yield conn
+
+    def _write(
+        self,
+        work: Callable[[Connection], _T],
+        *,
+        duplicate_job: str | None = None,
+        duplicate_queue: str | None = None,
+    ) -> _T:
+        """``work(conn)`` in a write transaction, run again if ``retryable`` says so."""
+        attempt = 1
+        while True:
+            try:
+                with self._writing(duplicate_job=duplicate_job, duplicate_queue=duplicate_queue) as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if attempt >= WRITE_ATTEMPTS or not self.retryable(exc):
+                    raise
+                attempt += 1
 
     @contextmanager
     def _writing(
@@ -595,6 +645,51 @@ def _before(now: datetime, milliseconds: int) -> datetime:
         return now - timedelta(milliseconds=milliseconds)
     except OverflowError:
         return (datetime.min if milliseconds > 0 else datetime.max).replace(tzinfo=UTC)
+
+
+def _insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[Row[Any]]:
+    """Insert ``rows`` and return them as stored, in the same order.
+
+    With ``RETURNING`` where the database has it (for a batch, where the
+    driver also keeps the rows in parameter order); else one INSERT per row,
+    read back by the new keys in the same transaction.
+    """
+    dialect = conn.dialect
+    if len(rows) == 1 and dialect.insert_returning:
+        return [conn.execute(insert(table).values(rows[0]).returning(*table.c)).one()]
+    if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
+        return list(conn.execute(insert(table).returning(*table.c, sort_by_parameter_order=True), rows))
+    ids = [conn.execute(insert(table).values(row)).inserted_primary_key[0] for row in rows]
+    return _read_back(conn, table, ids)
+
+
+def _update_by_ids(
+    conn: Connection, table: Table, ids: list[int], values: Mapping[str, Any]
+) -> list[Row[Any]]:
+    """Set ``values`` on the rows with these ids and return the rows as they now are.
+
+    Without ``UPDATE … RETURNING`` the rows are read back in the same
+    transaction, which still holds their locks.
+    """
+    if not ids:
+        return []
+    if not values:
+        return _read_back(conn, table, ids)
+    stmt = update(table).where(table.c.id.in_(ids)).values(values)
+    if conn.dialect.update_returning:
+        return list(conn.execute(stmt.returning(*table.c)))
+    conn.execute(stmt)
+    return _read_back(conn, table, ids)
+
+
+def _read_back(conn: Connection, table: Table, ids: list[int]) -> list[Row[Any]]:
+    """The rows with these ids, in the order of ``ids``; missing ones left out."""
+    found = {row._mapping[table.c.id]: row for row in conn.execute(select(table).where(table.c.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
+def _one_or_none(rows: list[Row[Any]]) -> Row[Any] | None:
+    return rows[0] if rows else None
 
 
 def _job(row: Row[Any]) -> JobData:

@@ -28,6 +28,8 @@ _BUILT_IN: dict[str, str] = {
     "postgresql": "sidequest_sql.dialects.postgres:PostgresBackend",
     "postgres": "sidequest_sql.dialects.postgres:PostgresBackend",
     "sqlite": "sidequest_sql.dialects.sqlite:SQLiteBackend",
+    "mysql": "sidequest_sql.dialects.mysql:MySQLBackend",
+    "mariadb": "sidequest_sql.dialects.mysql:MySQLBackend",
 }
 _registered: dict[str, str | type[SQLBackend]] = {}
 

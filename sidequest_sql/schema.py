@@ -3,7 +3,9 @@
 On Postgres they are column for column those of Sidequest's own Postgres
 backend (knex names included), so Node and Python processes share one
 database. Other databases get the nearest types: times as naive UTC
-``DATETIME`` with microseconds, JSON as canonical text (see ``jsonvalues``).
+``DATETIME`` with microseconds, JSON as canonical text (see ``jsonvalues``),
+and on MySQL/MariaDB short text in a binary ``NO PAD`` collation, so that it
+compares as on Postgres.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from .fields import NAME_LENGTH
@@ -34,6 +39,7 @@ VERSION_TABLE = "sidequest_sql_version"
 UNIQUE_DIGEST_INDEX = "sidequest_jobs_unique_digest_active_idx"
 QUEUE_NAME_CONSTRAINT = "sidequest_queues_name_unique"
 CLAIM_INDEX = "sidequest_jobs_claim_idx"
+MYSQL_DIALECTS = ("mysql", "mariadb")
 
 
 class Timestamp(TypeDecorator[datetime]):
@@ -47,6 +53,9 @@ class Timestamp(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in MYSQL_DIALECTS:
+            # Plain DATETIME drops the microseconds.
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -61,6 +70,50 @@ class Timestamp(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class Name(TypeDecorator[str]):
+    """Short text (names, states, digests): ``varchar(255)``, compared exactly.
+
+    MySQL and MariaDB compare text ignoring case and trailing spaces by
+    default, which would make ``'Emails'`` and ``'emails '`` one queue name;
+    there these columns get a binary ``NO PAD`` collation, whose name depends
+    on the server.
+    """
+
+    impl = String(NAME_LENGTH)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in MYSQL_DIALECTS:
+            collation = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+            return dialect.type_descriptor(mysql.VARCHAR(NAME_LENGTH, charset="utf8mb4", collation=collation))
+        return dialect.type_descriptor(String(NAME_LENGTH))
+
+
+class CurrentTimestamp(FunctionElement[datetime]):
+    """``CURRENT_TIMESTAMP`` as a column default; MySQL wants the column's precision on it."""
+
+    inherit_cache = True
+    name = "current_timestamp"
+
+
+class LiteralDefault(FunctionElement[Any]):
+    """A constant column default; MySQL takes one on a TEXT column only in parentheses."""
+
+    inherit_cache = True
+    name = "literal_default"
+
+
+@compiles(CurrentTimestamp)
+def _current_timestamp(element: CurrentTimestamp, compiler: Any, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP(6)" if compiler.dialect.name in MYSQL_DIALECTS else "CURRENT_TIMESTAMP"
+
+
+@compiles(LiteralDefault)
+def _literal_default(element: LiteralDefault, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **{**kw, "literal_binds": True})
+    return f"({value})" if compiler.dialect.name in MYSQL_DIALECTS else str(value)
 
 
 def json_document() -> TypeEngine[Any]:
@@ -85,8 +138,8 @@ queues = Table(
     "sidequest_queues",
     metadata,
     Column("id", big_id(), primary_key=True, autoincrement=True),
-    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
-    Column("state", String(NAME_LENGTH), nullable=False),
+    Column("name", Name(), nullable=False, unique=True),
+    Column("state", Name(), nullable=False),
     Column("concurrency", Integer, nullable=False),
     Column("priority", Integer, nullable=False),
 )
@@ -95,10 +148,10 @@ jobs = Table(
     "sidequest_jobs",
     metadata,
     Column("id", big_id(), primary_key=True, autoincrement=True),
-    Column("queue", String(NAME_LENGTH), nullable=False, index=True),
-    Column("state", String(NAME_LENGTH), nullable=False),
-    Column("script", String(NAME_LENGTH), nullable=False),
-    Column("class", String(NAME_LENGTH), nullable=False, key="job_class"),
+    Column("queue", Name(), nullable=False, index=True),
+    Column("state", Name(), nullable=False),
+    Column("script", Name(), nullable=False),
+    Column("class", Name(), nullable=False, key="job_class"),
     Column("args", json_document(), nullable=False),
     Column("constructor_args", json_document(), nullable=False),
     Column("timeout", Integer, nullable=True),
@@ -106,18 +159,18 @@ jobs = Table(
     Column("max_attempts", Integer, nullable=False),
     Column("result", json_document(), nullable=True),
     Column("errors", json_document(), nullable=True),
-    Column("inserted_at", Timestamp(), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    Column("inserted_at", Timestamp(), nullable=False, server_default=CurrentTimestamp()),
     Column("attempted_at", Timestamp(), nullable=True),
     Column("available_at", Timestamp(), nullable=False),
     Column("completed_at", Timestamp(), nullable=True),
     Column("failed_at", Timestamp(), nullable=True),
     Column("canceled_at", Timestamp(), nullable=True),
-    Column("claimed_by", String(NAME_LENGTH), nullable=True),
+    Column("claimed_by", Name(), nullable=True),
     Column("claimed_at", Timestamp(), nullable=True),
-    Column("unique_digest", String(NAME_LENGTH), nullable=True),
+    Column("unique_digest", Name(), nullable=True),
     Column("uniqueness_config", json_document(), nullable=True),
     Column("retry_delay", Integer, nullable=True),
-    Column("backoff_strategy", Text, nullable=False, server_default="exponential"),
+    Column("backoff_strategy", Text, nullable=False, server_default=LiteralDefault("exponential")),
     Index(
         UNIQUE_DIGEST_INDEX,
         "unique_digest",

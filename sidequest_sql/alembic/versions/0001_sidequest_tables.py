@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from sidequest_sql.schema import NAME_LENGTH, Timestamp, big_id, json_document
+from sidequest_sql.schema import CurrentTimestamp, Name, Timestamp, big_id, json_document
 
 revision = "0001"
 down_revision = None
@@ -21,8 +21,8 @@ def upgrade() -> None:
     op.create_table(
         "sidequest_queues",
         sa.Column("id", big_id(), primary_key=True, autoincrement=True),
-        sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
-        sa.Column("state", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("name", Name(), nullable=False),
+        sa.Column("state", Name(), nullable=False),
         sa.Column("concurrency", sa.Integer, nullable=False),
         sa.Column("priority", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("id", name="sidequest_queues_pkey"),
@@ -31,10 +31,10 @@ def upgrade() -> None:
     op.create_table(
         "sidequest_jobs",
         sa.Column("id", big_id(), primary_key=True, autoincrement=True),
-        sa.Column("queue", sa.String(NAME_LENGTH), nullable=False),
-        sa.Column("state", sa.String(NAME_LENGTH), nullable=False),
-        sa.Column("script", sa.String(NAME_LENGTH), nullable=False),
-        sa.Column("class", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("queue", Name(), nullable=False),
+        sa.Column("state", Name(), nullable=False),
+        sa.Column("script", Name(), nullable=False),
+        sa.Column("class", Name(), nullable=False),
         sa.Column("args", json_document(), nullable=False),
         sa.Column("constructor_args", json_document(), nullable=False),
         sa.Column("timeout", sa.Integer, nullable=True),
@@ -42,15 +42,15 @@ def upgrade() -> None:
         sa.Column("max_attempts", sa.Integer, nullable=False),
         sa.Column("result", json_document(), nullable=True),
         sa.Column("errors", json_document(), nullable=True),
-        sa.Column("inserted_at", Timestamp(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")),
+        sa.Column("inserted_at", Timestamp(), nullable=False, server_default=CurrentTimestamp()),
         sa.Column("attempted_at", Timestamp(), nullable=True),
         sa.Column("available_at", Timestamp(), nullable=False),
         sa.Column("completed_at", Timestamp(), nullable=True),
         sa.Column("failed_at", Timestamp(), nullable=True),
         sa.Column("canceled_at", Timestamp(), nullable=True),
-        sa.Column("claimed_by", sa.String(NAME_LENGTH), nullable=True),
+        sa.Column("claimed_by", Name(), nullable=True),
         sa.Column("claimed_at", Timestamp(), nullable=True),
-        sa.Column("unique_digest", sa.String(NAME_LENGTH), nullable=True),
+        sa.Column("unique_digest", Name(), nullable=True),
         sa.Column("uniqueness_config", json_document(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="sidequest_jobs_pkey"),
     )

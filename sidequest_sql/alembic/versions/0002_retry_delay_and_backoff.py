@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from sidequest_sql.schema import LiteralDefault
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -19,7 +21,7 @@ def upgrade() -> None:
     op.add_column("sidequest_jobs", sa.Column("retry_delay", sa.Integer, nullable=True))
     op.add_column(
         "sidequest_jobs",
-        sa.Column("backoff_strategy", sa.Text, nullable=False, server_default="exponential"),
+        sa.Column("backoff_strategy", sa.Text, nullable=False, server_default=LiteralDefault("exponential")),
     )
 
 
