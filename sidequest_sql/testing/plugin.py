@@ -1,13 +1,19 @@
 """pytest plugin: ``--sidequest-url`` and the fixtures the contract suite uses.
 
-Loaded through the ``pytest11`` entry point. It imports nothing heavy, so it
-costs other projects' test runs nothing.
+Loaded through the ``pytest11`` entry point, so it must cost other projects'
+test runs nothing: it registers two Hypothesis profiles but loads neither.
+The suite's own Hypothesis tests take theirs from ``sidequest_settings``:
+
+- ``sidequest-quick`` (the default): a short run while working on a dialect;
+- ``sidequest-ci`` (when ``$CI`` is set): deeper, still a few minutes at most;
+- any profile named with ``--hypothesis-profile`` instead of both.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +21,41 @@ if TYPE_CHECKING:
     from sidequest_sql.base import SQLBackend
 
     from .clock import ManualClock
+
+
+QUICK_PROFILE = "sidequest-quick"
+CI_PROFILE = "sidequest-ci"
+
+
+def _register_hypothesis_profiles() -> bool:
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:
+        return False
+    # Examples share one database through fixtures, each step queries it many
+    # times, and a project collects the suite once per database it tests.
+    relaxed = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.differing_executors]
+    settings.register_profile(
+        QUICK_PROFILE, max_examples=25, stateful_step_count=20, deadline=None, suppress_health_check=relaxed
+    )
+    settings.register_profile(
+        CI_PROFILE, max_examples=50, stateful_step_count=30, deadline=None, suppress_health_check=relaxed
+    )
+    return True
+
+
+# At import, so that ``--hypothesis-profile sidequest-ci`` finds it registered.
+_register_hypothesis_profiles()
+
+
+@pytest.fixture
+def sidequest_settings(request: pytest.FixtureRequest) -> Any:
+    """The Hypothesis settings the suite's stateful and property tests run under."""
+    from hypothesis import settings
+
+    if request.config.getoption("--hypothesis-profile", None):
+        return settings()
+    return settings.get_profile(CI_PROFILE if os.environ.get("CI") else QUICK_PROFILE)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
