@@ -2,11 +2,15 @@
 
 Migrates ``sidequest.sqlite`` in the current directory (or
 ``$SIDEQUEST_DATABASE_URL``), enqueues jobs, lets worker threads claim and
-complete them, and prints the counts. Run it again: it starts from empty.
+complete them, and prints the counts; then shows the same store through the
+operator command, ``sidequest-sql stats`` and ``sidequest-sql jobs``. Run it
+again: it starts from empty.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -60,6 +64,11 @@ def main() -> None:
             print(f"queue {name}: {queue_counts.completed} completed of {queue_counts.total}")
         if not exactly_once:
             raise SystemExit("some job was lost or completed twice")
+
+    # The same store through the operator command (installed with the package).
+    for command in (["stats", "--over", "15m"], ["jobs", "--limit", "5"]):
+        print(f"\n$ sidequest-sql {' '.join(command)}", flush=True)
+        subprocess.run([sys.executable, "-m", "sidequest_sql.cli", *command], check=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""The state changes an operator may apply to a job, as pure functions.
+
+Each takes a job and "now" and returns the fields to change, ready for
+``SQLBackend.update_job``, or raises ``Refusal`` saying why the job's state
+does not allow it. They follow Sidequest's own transitions: rerun
+(``RerunTransition``), cancel (``CancelTransition``) and the engine's release
+of stale jobs (a claimed job goes back to waiting; a running one is retried
+with ``RetryTransition``, which fails it once its attempts are used up).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sidequest_sql.records import JobData
+
+RERUNNABLE = ("completed", "failed", "canceled")
+CANCELABLE = ("waiting", "running")
+RELEASABLE = ("claimed", "running")
+
+STALE_MESSAGE = "Stale job released for retry"
+DEFAULT_RETRY_DELAY_MS = 1_000
+MAX_RETRY_DELAY_MS = 3_600_000
+
+_WHY = {
+    "waiting": "it has not run yet",
+    "claimed": "a worker is about to start it",
+    "running": "a worker is running it",
+    "completed": "it has already finished",
+    "failed": "it has already finished",
+    "canceled": "it has already finished",
+}
+
+
+class Refusal(Exception):
+    """The job's state does not allow the operation; the message says why."""
+
+
+def rerun(job: JobData, now: datetime) -> dict[str, Any]:
+    """Back to waiting, available now; one more attempt if they are used up."""
+    if job.state not in RERUNNABLE:
+        raise Refusal(
+            f"cannot rerun job {job.id}: it is {job.state} ({_WHY[job.state]}), "
+            "and only a completed, failed or canceled job can be rerun"
+        )
+    changes: dict[str, Any] = {"state": "waiting", "available_at": now}
+    if job.attempt >= job.max_attempts:
+        changes["max_attempts"] = job.attempt + 1
+    return changes
+
+
+def cancel(job: JobData, now: datetime) -> dict[str, Any]:
+    """Canceled, ``canceled_at`` now; a worker running it sees the state change."""
+    if job.state not in CANCELABLE:
+        raise Refusal(
+            f"cannot cancel job {job.id}: it is {job.state} ({_WHY[job.state]}), "
+            "and only a waiting or running job can be canceled"
+        )
+    return {"state": "canceled", "canceled_at": now}
+
+
+def release(job: JobData, now: datetime) -> dict[str, Any]:
+    """What releasing a stale job does to it.
+
+    A claimed job never started, so its attempt was not counted: it simply
+    goes back to waiting. A running job's attempt was counted when it
+    started: it is retried after its backoff if attempts are left, else it
+    fails; either way the error is recorded, as a worker would.
+    """
+    if job.state not in RELEASABLE:
+        raise Refusal(f"cannot release job {job.id}: it is {job.state}, and only a claimed or running job can be stale")
+    if job.state == "claimed":
+        return {"state": "waiting"}
+    errors = _with_error(job)
+    if job.attempt >= job.max_attempts:
+        return {"state": "failed", "failed_at": now, "errors": errors}
+    delay = retry_delay_ms(job.attempt, job.retry_delay, job.backoff_strategy)
+    return {"state": "waiting", "available_at": now + timedelta(milliseconds=delay), "errors": errors}
+
+
+def retry_delay_ms(attempt: int, retry_delay: int | None, backoff_strategy: str | None) -> int:
+    """Milliseconds before a retried job is available again.
+
+    ``fixed`` waits ``retry_delay`` every time; anything else doubles it per
+    attempt, up to an hour. Sidequest adds random jitter to the doubling; an
+    operator's command stays deterministic instead.
+    """
+    base = DEFAULT_RETRY_DELAY_MS if retry_delay is None else max(retry_delay, 0)
+    if backoff_strategy == "fixed":
+        return base
+    return int(min(base * 2 ** min(max(attempt - 1, 0), 32), MAX_RETRY_DELAY_MS))
+
+
+def _with_error(job: JobData) -> list[Any]:
+    entry = {
+        "name": "StaleJobError",
+        "message": STALE_MESSAGE,
+        "attempt": job.attempt,
+        "attempted_at": job.attempted_at.isoformat() if job.attempted_at else None,
+        "attempt_by": job.claimed_by,
+    }
+    if job.errors is None:
+        return [entry]
+    if isinstance(job.errors, list):
+        return [*job.errors, entry]
+    return [job.errors, entry]
