@@ -1,0 +1,20 @@
+"""The job store's benchmark: ``python -m bench --url URL``.
+
+It measures what a job store is judged by — jobs per second enqueued and
+claimed, and how that holds as the table grows — and runs, side by side in the
+same process, a raw-driver baseline that executes the very statements this
+library builds, so that the cost of the layers above the driver is a printed
+ratio. Every phase checks its own result (each job claimed and completed
+exactly once) so that a fast wrong answer fails the run.
+
+Modules, one job each:
+
+- ``__main__``: the command line;
+- ``phases``: the phases and what each measures;
+- ``clients``: the library client and the raw-driver client, with one interface;
+- ``baseline``: our statements compiled once and run on the bare DB-API driver;
+- ``runner``: threads and processes, timing, latencies, the progress bar;
+- ``fill``: fast bulk fill of waiting and finished rows in SQL;
+- ``checks``: exact-once accounting;
+- ``report``: the table and the JSON file.
+"""
