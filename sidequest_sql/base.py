@@ -82,6 +82,8 @@ UNIT_STEPS: Mapping[str, timedelta] = {
     "d": timedelta(days=1),
 }
 MAX_BUCKETS = 10_000
+# Jobs one delete_finished_jobs transaction removes at most.
+DELETE_BATCH = 5_000
 # A write transaction a database rolled back as retryable (a deadlock) runs at most this often.
 WRITE_ATTEMPTS = 5
 _T = TypeVar("_T")
@@ -519,15 +521,34 @@ class SQLBackend:
 
     # -- cleanup ----------------------------------------------------------------------
 
-    def delete_finished_jobs(self, cutoff: datetime) -> int:
-        """Delete completed, failed and canceled jobs that finished before ``cutoff``."""
+    def delete_finished_jobs(self, cutoff: datetime, *, limit: int | None = None) -> int:
+        """Delete completed, failed and canceled jobs that finished before ``cutoff``.
+
+        Returns how many were deleted. They go in batches of at most ``limit``
+        (default ``DELETE_BATCH``), each its own transaction, so that no
+        transaction locks a whole backlog; with ``limit`` only one batch runs,
+        for a caller that reports progress between batches.
+        """
         check_time(cutoff, "cutoff")
+        if limit is not None:
+            check_int(limit, "limit", minimum=1)
         c = jobs.c
-        stmt = delete(jobs).where(
+        finished = and_(
             c.state.in_(FINISHED_STATES),
             or_(c.completed_at < cutoff, c.failed_at < cutoff, c.canceled_at < cutoff),
         )
-        return self._write(lambda conn: conn.execute(stmt).rowcount)
+        size = limit or DELETE_BATCH
+
+        def delete_batch(conn: Connection) -> int:
+            # Ids first: MySQL cannot LIMIT a subquery of the table it deletes from.
+            ids = list(conn.scalars(select(c.id).where(finished).limit(size)))
+            return conn.execute(delete(jobs).where(c.id.in_(ids), finished)).rowcount if ids else 0
+
+        deleted = batch = self._write(delete_batch)
+        while limit is None and batch == size:
+            batch = self._write(delete_batch)
+            deleted += batch
+        return deleted
 
     def truncate(self) -> None:
         """Remove every job and every queue."""

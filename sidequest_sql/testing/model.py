@@ -387,14 +387,16 @@ class ModelBackend:
 
     # -- cleanup --------------------------------------------------------------------
 
-    def delete_finished_jobs(self, cutoff: datetime) -> int:
+    def delete_finished_jobs(self, cutoff: datetime, *, limit: int | None = None) -> int:
         check_time(cutoff, "cutoff")
+        if limit is not None:
+            check_int(limit, "limit", minimum=1)
 
         def finished_before(job: JobData) -> bool:
             ends = (job.completed_at, job.failed_at, job.canceled_at)
             return job.state in FINISHED_STATES and any(end is not None and end < cutoff for end in ends)
 
-        doomed = [job_id for job_id, job in self._jobs.items() if finished_before(job)]
+        doomed = [job_id for job_id, job in self._jobs.items() if finished_before(job)][:limit]
         for job_id in doomed:
             del self._jobs[job_id]
         return len(doomed)

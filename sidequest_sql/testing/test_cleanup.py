@@ -158,6 +158,36 @@ class TestDeleteFinishedJobs:
         assert backend.count_jobs() == JobCounts()
         assert backend.delete_finished_jobs(sidequest_clock()) == 0
 
+    def test_a_limit_bounds_one_call_and_repeated_calls_delete_the_rest(
+        self, backend: SQLBackend, sidequest_clock: ManualClock
+    ) -> None:
+        old = sidequest_clock() - timedelta(days=10)
+        for _ in range(5):
+            make(backend, "completed", completed_at=old)
+        keep = make(backend, "running", attempted_at=old)
+        assert [backend.delete_finished_jobs(sidequest_clock(), limit=2) for _ in range(4)] == [2, 2, 1, 0]
+        assert backend.count_jobs() == JobCounts(total=1, running=1)
+        assert backend.get_job(keep.id) == keep
+
+    def test_without_a_limit_every_batch_runs(
+        self, backend: SQLBackend, sidequest_clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("sidequest_sql.base.DELETE_BATCH", 3)
+        old = sidequest_clock() - timedelta(days=10)
+        for _ in range(7):
+            make(backend, "failed", failed_at=old)
+        assert backend.delete_finished_jobs(sidequest_clock()) == 7
+        assert backend.count_jobs() == JobCounts()
+
+    @pytest.mark.parametrize(("limit", "error"), [(0, ValueError), (-1, ValueError), (True, TypeError), (2.0, TypeError)])
+    def test_a_bad_limit_is_refused(
+        self, backend: SQLBackend, sidequest_clock: ManualClock, limit: Any, error: type[Exception]
+    ) -> None:
+        done = make(backend, "completed", completed_at=sidequest_clock() - timedelta(days=1))
+        with pytest.raises(error, match="limit"):
+            backend.delete_finished_jobs(sidequest_clock(), limit=limit)
+        assert backend.get_job(done.id) == done
+
     @pytest.mark.parametrize("state", ["waiting", "claimed", "running"])
     def test_never_deletes_unfinished_jobs_whatever_their_times(
         self, backend: SQLBackend, sidequest_clock: ManualClock, state: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
 
@@ -12,26 +11,12 @@ from hypothesis import strategies as st
 
 from sidequest_sql.base import check_like_pattern
 from sidequest_sql.dialects.sqlite import like_to_glob
-
-
-def like_regex(pattern: str) -> re.Pattern[str]:
-    """Case-sensitive LIKE, ``%``/``_`` wildcards, backslash escapes the next character."""
-    parts = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == "\\":
-            parts.append(re.escape(next(chars)))
-        elif char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+from sidequest_sql.testing.model import like_matches
 
 
 def like(text: str, pattern: str) -> bool:
-    return like_regex(pattern).fullmatch(text) is not None
+    """The reference: the contract model's LIKE."""
+    return like_matches(pattern, text)
 
 
 def ends_with_lone_backslash(pattern: str) -> bool:
