@@ -2,7 +2,9 @@
 
 Loaded through the ``pytest11`` entry point, so it must cost other projects'
 test runs nothing: it registers two Hypothesis profiles but loads neither.
-The suite's own Hypothesis tests take theirs from ``sidequest_settings``:
+The fixtures it adds are all named ``sidequest_*``; the generic ``backend``
+fixture lives in ``fixtures`` and reaches only the modules that import it.
+The suite's own Hypothesis tests take their settings from ``sidequest_settings``:
 
 - ``sidequest-quick`` (the default): a short run while working on a dialect;
 - ``sidequest-ci`` (when ``$CI`` is set): deeper, still a few minutes at most;
@@ -12,14 +14,11 @@ The suite's own Hypothesis tests take theirs from ``sidequest_settings``:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from sidequest_sql.base import SQLBackend
-
     from .clock import ManualClock
 
 
@@ -27,11 +26,11 @@ QUICK_PROFILE = "sidequest-quick"
 CI_PROFILE = "sidequest-ci"
 
 
-def _register_hypothesis_profiles() -> bool:
+def _register_hypothesis_profiles() -> None:
     try:
         from hypothesis import HealthCheck, settings
     except ImportError:
-        return False
+        return
     # Examples share one database through fixtures, each step queries it many
     # times, and a project collects the suite once per database it tests.
     relaxed = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.differing_executors]
@@ -41,7 +40,6 @@ def _register_hypothesis_profiles() -> bool:
     settings.register_profile(
         CI_PROFILE, max_examples=50, stateful_step_count=30, deadline=None, suppress_health_check=relaxed
     )
-    return True
 
 
 # At import, so that ``--hypothesis-profile sidequest-ci`` finds it registered.
@@ -83,17 +81,3 @@ def sidequest_clock() -> ManualClock:
     from .clock import ManualClock
 
     return ManualClock()
-
-
-@pytest.fixture
-def backend(sidequest_url: str, sidequest_clock: ManualClock) -> Iterator[SQLBackend]:
-    """A migrated, empty backend on ``sidequest_url`` whose time is ``sidequest_clock``."""
-    from sidequest_sql import create_backend
-
-    store = create_backend(sidequest_url, clock=sidequest_clock, worker_name="contract-worker")
-    store.migrate()
-    store.truncate()
-    try:
-        yield store
-    finally:
-        store.close()

@@ -34,8 +34,8 @@ def _gather() -> None:
         for name, value in vars(module).items():
             if not (name.startswith(("Test", "test_")) or _is_fixture(value)):
                 continue
-            if getattr(value, "__module__", module.__name__) != module.__name__:
-                continue  # imported from elsewhere: gathered where it is defined
+            if name in origins and globals()[name] is value:
+                continue  # a shared fixture, imported by several modules
             if name in origins:
                 raise ImportError(f"{name} is defined in both {origins[name]} and {module.__name__}")
             origins[name] = module.__name__

@@ -32,6 +32,7 @@ from sidequest_sql import (
 )
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.testing.clock import ManualClock
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)

@@ -11,6 +11,7 @@ import pytest
 from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.testing.clock import ManualClock
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 WORKER = "contract-worker"
 

@@ -10,6 +10,7 @@ import pytest
 from sidequest_sql import JobCounts, JobData, NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.testing.clock import ManualClock
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 MS = timedelta(milliseconds=1)
 

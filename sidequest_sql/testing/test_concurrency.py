@@ -25,6 +25,7 @@ from sidequest_sql import NewJobData, create_backend
 from sidequest_sql.base import SQLBackend
 
 from .clock import ManualClock
+from .fixtures import backend  # noqa: F401  (the suite's fixture)
 
 JOBS = 3000
 THREADS = 8

@@ -18,6 +18,7 @@ from sidequest_sql import (
 )
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.testing.clock import ManualClock
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 JOB_STATES = ("waiting", "claimed", "running", "completed", "failed", "canceled")
 

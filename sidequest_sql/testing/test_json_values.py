@@ -8,6 +8,7 @@ import pytest
 
 from sidequest_sql import JobData, NewJobData
 from sidequest_sql.base import SQLBackend
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 JSON_FIELDS = ("args", "constructor_args", "result", "errors", "uniqueness_config")
 

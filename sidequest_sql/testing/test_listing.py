@@ -10,6 +10,7 @@ import pytest
 from sidequest_sql import JobData, NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.testing.clock import ManualClock
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 
 def new_job(queue: str = "default", **fields: Any) -> NewJobData:

@@ -12,6 +12,7 @@ from sidequest_sql import (
     SidequestError,
 )
 from sidequest_sql.base import SQLBackend
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 
 def new_job(queue: str) -> NewJobData:

@@ -25,6 +25,7 @@ from sidequest_sql import (
 )
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.testing.clock import ManualClock
+from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 SECRET = "pw-N0t-F0r-Your-Eyes"
 

@@ -40,6 +40,7 @@ from sidequest_sql.records import FINISHED_STATES, JOB_STATES, JobData, NewJobDa
 
 from .clock import START, ManualClock
 from .model import ModelBackend, json_equal
+from .fixtures import backend  # noqa: F401  (the suite's fixture)
 
 EVERYTHING = 2**31 - 1
 """A ``limit`` no test reaches."""
