@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     Update,
     and_,
+    bindparam,
     create_engine,
     delete,
     false,
@@ -86,6 +88,8 @@ MAX_BUCKETS = 10_000
 DELETE_BATCH = 5_000
 # A write transaction a database rolled back as retryable (a deadlock) runs at most this often.
 WRITE_ATTEMPTS = 5
+# Statements one backend keeps built (update_job builds one per set of fields changed).
+STATEMENT_CACHE_SIZE = 500
 _T = TypeVar("_T")
 _TIME_RANGE = re.compile(r"[1-9][0-9]*[mhd]", re.ASCII)
 _QUEUE_ORDER_FIELDS = ("id", "name", "concurrency", "state", "priority")
@@ -161,6 +165,7 @@ class SQLBackend:
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine: Engine = engine
         self._writer: Engine = engine.execution_options(sidequest_write=True)
+        self._statements: dict[Hashable, Any] = {}
 
     def __repr__(self) -> str:
         where = self.url.render_as_string(hide_password=True)
@@ -267,7 +272,7 @@ class SQLBackend:
         values = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
         check_changes(QUEUE_FIELDS, values, "queue")
         [row] = self._write(
-            lambda conn: _insert_rows(conn, queues, [values]),
+            lambda conn: self._insert_rows(conn, queues, [values]),
             duplicate_queue=f"a queue named {name!r} already exists",
         )
         return _queue(row)
@@ -298,7 +303,7 @@ class SQLBackend:
         check_changes(QUEUE_FIELDS, changes, "queue")
         name = changes.get("name")
         row = self._write(
-            lambda conn: _one_or_none(_update_by_ids(conn, queues, [queue_id], changes)),
+            lambda conn: _one_or_none(self._update_by_ids(conn, queues, [queue_id], changes)),
             duplicate_queue=f"a queue named {name!r} already exists",
         )
         if row is None:
@@ -309,15 +314,18 @@ class SQLBackend:
 
     def get_job(self, job_id: int) -> JobData | None:
         check_int(job_id, "job_id", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
+        stmt = self._statement(
+            "get_job", lambda: select(jobs).where(jobs.c.id == bindparam("id_1", type_=jobs.c.id.type))
+        )
         with self._reading() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+            row = conn.execute(stmt, {"id_1": job_id}).one_or_none()
         return None if row is None else _job(row)
 
     def create_new_job(self, job: NewJobData) -> JobData:
         values = self._new_job_values(job, self._now(), "job")
         digest = values["unique_digest"]
         [row] = self._write(
-            lambda conn: _insert_rows(conn, jobs, [values]),
+            lambda conn: self._insert_rows(conn, jobs, [values]),
             duplicate_job=f"unique_digest {digest!r} is held by another job",
         )
         return _job(row)
@@ -338,7 +346,7 @@ class SQLBackend:
                     raise DuplicatedJobError(f"unique_digest {digest!r} appears twice in jobs")
                 seen.add(digest)
         inserted = self._write(
-            lambda conn: _insert_rows(conn, jobs, rows),
+            lambda conn: self._insert_rows(conn, jobs, rows),
             duplicate_job="a unique_digest in jobs is held by another job",
         )
         return [_job(row) for row in inserted]
@@ -348,19 +356,14 @@ class SQLBackend:
         check_text(queue, "queue")
         check_int(quantity, "quantity", minimum=1)
         now = self._now()
-        c = jobs.c
-        candidates = self.lock_for_claim(
-            select(c.id)
-            .where(c.state == "waiting", c.queue == queue, c.available_at <= now)
-            .order_by(c.inserted_at, c.id)
-            .limit(quantity)
-        )
+        picked = {"queue_1": queue, "available_at_1": now, "quantity": quantity}
         values = {"state": "claimed", "claimed_at": now, "claimed_by": self.worker_name}
 
         def claim(conn: Connection) -> list[Row[Any]]:
             if conn.dialect.update_returning:
-                return list(conn.execute(self.claim_statement(candidates, values)))
-            return _update_by_ids(conn, jobs, list(conn.scalars(candidates)), values)
+                return list(conn.execute(self._statement("claim", self._build_claim), {**picked, **values}))
+            candidates = self._statement("claim_candidates", self._build_claim_candidates)
+            return self._update_by_ids(conn, jobs, list(conn.scalars(candidates, picked)), values)
 
         claimed = [_job(row) for row in self._write(claim)]
         return sorted(claimed, key=lambda job: (job.inserted_at, job.id))
@@ -372,7 +375,7 @@ class SQLBackend:
         check_changes(JOB_FIELDS, changes, "job")
         digest = changes.get("unique_digest")
         row = self._write(
-            lambda conn: _one_or_none(_update_by_ids(conn, jobs, [job_id], changes)),
+            lambda conn: _one_or_none(self._update_by_ids(conn, jobs, [job_id], changes)),
             duplicate_job=f"unique_digest {digest!r} is held by another job",
         )
         if row is None:
@@ -559,6 +562,104 @@ class SQLBackend:
 
         self._write(empty)
 
+    # -- statements built once ----------------------------------------------------------
+    #
+    # Building a Core statement, and then SQLAlchemy walking it for its cache
+    # key, costs far more client CPU than running it. The hot operations build
+    # theirs once per backend, with bindparam()s for what changes per call,
+    # through the same hooks. The parameters are named as SQLAlchemy names
+    # those of a statement built with plain values, so the SQL sent is the same,
+    # but for the claim's LIMIT: its anonymous name (param_1) is one a dialect's
+    # own anonymous parameter may take (SQLite's OFFSET 0).
+
+    def _statement(self, key: Hashable, build: Callable[[], _T]) -> _T:
+        """The statement kept under ``key``, built by ``build()`` the first time."""
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = build()
+            if len(self._statements) < STATEMENT_CACHE_SIZE:
+                self._statements[key] = stmt
+        return stmt
+
+    def _build_claim_candidates(self) -> Select[Any]:
+        """A claim's locking select of candidates; takes ``queue_1``, ``available_at_1``, ``quantity``."""
+        c = jobs.c
+        return self.lock_for_claim(
+            select(c.id)
+            .where(
+                c.state == "waiting",
+                c.queue == bindparam("queue_1", type_=c.queue.type),
+                c.available_at <= bindparam("available_at_1", type_=c.available_at.type),
+            )
+            .order_by(c.inserted_at, c.id)
+            .limit(bindparam("quantity", type_=Integer()))
+        )
+
+    def _build_claim(self) -> Update:
+        """The one-statement claim; takes the candidates' parameters and ``claimed_at``, ``claimed_by``."""
+        values = {"state": "claimed", **_binds(jobs, ("claimed_at", "claimed_by"))}
+        return self.claim_statement(self._statement("claim_candidates", self._build_claim_candidates), values)
+
+    def _insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[Row[Any]]:
+        """Insert ``rows`` and return them as stored, in the same order.
+
+        With ``RETURNING`` where the database has it (for a batch, where the
+        driver also keeps the rows in parameter order); else one INSERT per row,
+        read back by the new keys in the same transaction.
+        """
+        dialect = conn.dialect
+        if len(rows) == 1 and dialect.insert_returning:
+            stmt = self._statement(
+                ("insert_returning", table.name, frozenset(rows[0])),
+                lambda: insert(table).values(_binds(table, rows[0])).returning(*table.c),
+            )
+            return [conn.execute(stmt, rows[0]).one()]
+        if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
+            stmt = self._statement(
+                ("insert_many", table.name),
+                lambda: insert(table).returning(*table.c, sort_by_parameter_order=True),
+            )
+            return list(conn.execute(stmt, rows))
+        ids = []
+        for row in rows:
+            stmt = self._statement(
+                ("insert", table.name, frozenset(row)), lambda: insert(table).values(_binds(table, row))
+            )
+            ids.append(conn.execute(stmt, row).inserted_primary_key[0])
+        return self._read_back(conn, table, ids)
+
+    def _update_by_ids(
+        self, conn: Connection, table: Table, ids: list[int], values: Mapping[str, Any]
+    ) -> list[Row[Any]]:
+        """Set ``values`` on the rows with these ids and return the rows as they now are.
+
+        Without ``UPDATE … RETURNING`` the rows are read back in the same
+        transaction, which still holds their locks.
+        """
+        if not ids:
+            return []
+        if not values:
+            return self._read_back(conn, table, ids)
+        returning = bool(conn.dialect.update_returning)
+
+        def build() -> Update:
+            stmt = update(table).where(table.c.id.in_(_ids_bind(table))).values(_binds(table, values))
+            return stmt.returning(*table.c) if returning else stmt
+
+        stmt = self._statement(("update", table.name, frozenset(values), returning), build)
+        result = conn.execute(stmt, {**values, "id_1": ids})
+        if returning:
+            return list(result)
+        return self._read_back(conn, table, ids)
+
+    def _read_back(self, conn: Connection, table: Table, ids: list[int]) -> list[Row[Any]]:
+        """The rows with these ids, in the order of ``ids``; missing ones left out."""
+        stmt = self._statement(
+            ("read_back", table.name), lambda: select(table).where(table.c.id.in_(_ids_bind(table)))
+        )
+        found = {row._mapping[table.c.id]: row for row in conn.execute(stmt, {"id_1": ids})}
+        return [found[i] for i in ids if i in found]
+
     # -- plumbing -----------------------------------------------------------------------
 
     def _now(self) -> datetime:
@@ -668,45 +769,14 @@ def _before(now: datetime, milliseconds: int) -> datetime:
         return (datetime.min if milliseconds > 0 else datetime.max).replace(tzinfo=UTC)
 
 
-def _insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[Row[Any]]:
-    """Insert ``rows`` and return them as stored, in the same order.
-
-    With ``RETURNING`` where the database has it (for a batch, where the
-    driver also keeps the rows in parameter order); else one INSERT per row,
-    read back by the new keys in the same transaction.
-    """
-    dialect = conn.dialect
-    if len(rows) == 1 and dialect.insert_returning:
-        return [conn.execute(insert(table).values(rows[0]).returning(*table.c)).one()]
-    if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
-        return list(conn.execute(insert(table).returning(*table.c, sort_by_parameter_order=True), rows))
-    ids = [conn.execute(insert(table).values(row)).inserted_primary_key[0] for row in rows]
-    return _read_back(conn, table, ids)
+def _binds(table: Table, keys: Iterable[str]) -> dict[str, Any]:
+    """A bind parameter per column key, named after it and of the column's type."""
+    return {key: bindparam(key, type_=table.c[key].type) for key in keys}
 
 
-def _update_by_ids(
-    conn: Connection, table: Table, ids: list[int], values: Mapping[str, Any]
-) -> list[Row[Any]]:
-    """Set ``values`` on the rows with these ids and return the rows as they now are.
-
-    Without ``UPDATE … RETURNING`` the rows are read back in the same
-    transaction, which still holds their locks.
-    """
-    if not ids:
-        return []
-    if not values:
-        return _read_back(conn, table, ids)
-    stmt = update(table).where(table.c.id.in_(ids)).values(values)
-    if conn.dialect.update_returning:
-        return list(conn.execute(stmt.returning(*table.c)))
-    conn.execute(stmt)
-    return _read_back(conn, table, ids)
-
-
-def _read_back(conn: Connection, table: Table, ids: list[int]) -> list[Row[Any]]:
-    """The rows with these ids, in the order of ``ids``; missing ones left out."""
-    found = {row._mapping[table.c.id]: row for row in conn.execute(select(table).where(table.c.id.in_(ids)))}
-    return [found[i] for i in ids if i in found]
+def _ids_bind(table: Table) -> Any:
+    """The list of ids of an ``id IN (…)``, passed as ``id_1``."""
+    return bindparam("id_1", type_=table.c.id.type, expanding=True)
 
 
 def _one_or_none(rows: list[Row[Any]]) -> Row[Any] | None:
