@@ -9,7 +9,6 @@ server; the base class alone executes.
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -51,8 +50,11 @@ from .fields import (
     QUEUE_FIELDS,
     check_changes,
     check_int,
+    check_like_pattern,
+    check_queue_order,
     check_text,
     check_time,
+    check_time_range,
 )
 from .records import (
     FINISHED_STATES,
@@ -83,7 +85,6 @@ UNIT_STEPS: Mapping[str, timedelta] = {
     "h": timedelta(hours=1),
     "d": timedelta(days=1),
 }
-MAX_BUCKETS = 10_000
 # Jobs one delete_finished_jobs transaction removes at most.
 DELETE_BATCH = 5_000
 # A write transaction a database rolled back as retryable (a deadlock) runs at most this often.
@@ -91,8 +92,6 @@ WRITE_ATTEMPTS = 5
 # Statements one backend keeps built (update_job builds one per set of fields changed).
 STATEMENT_CACHE_SIZE = 500
 _T = TypeVar("_T")
-_TIME_RANGE = re.compile(r"[1-9][0-9]*[mhd]", re.ASCII)
-_QUEUE_ORDER_FIELDS = ("id", "name", "concurrency", "state", "priority")
 
 
 def system_clock() -> datetime:
@@ -288,10 +287,7 @@ class SQLBackend:
             return list(conn.scalars(select(jobs.c.queue).distinct().order_by(jobs.c.queue)))
 
     def list_queues(self, order_by: str = "priority", order: str = "desc") -> list[QueueConfig]:
-        if order_by not in _QUEUE_ORDER_FIELDS:
-            raise ValueError(f"order_by must be one of {', '.join(_QUEUE_ORDER_FIELDS)}; got {order_by!r}")
-        if order not in ("asc", "desc"):
-            raise ValueError(f"order must be 'asc' or 'desc'; got {order!r}")
+        check_queue_order(order_by, order)
         column = queues.c[order_by]
         stmt = select(queues).order_by(column.desc() if order == "desc" else column.asc(), queues.c.id)
         with self._reading() as conn:
@@ -455,14 +451,7 @@ class SQLBackend:
         The newest bucket is the current one; buckets are truncated in UTC and
         jobs whose time is after now are not counted.
         """
-        if not isinstance(time_range, str):
-            raise TypeError(f"time_range must be a str such as '12h', not {type(time_range).__name__}")
-        if not _TIME_RANGE.fullmatch(time_range) or int(time_range[:-1]) > MAX_BUCKETS:
-            raise ValueError(
-                f"time_range must be a count from 1 to {MAX_BUCKETS} followed by m, h or d "
-                f"(such as '12h'); got {time_range!r}"
-            )
-        count, unit = int(time_range[:-1]), time_range[-1]
+        count, unit = check_time_range(time_range)
         step = UNIT_STEPS[unit]
         now = self._now()
         newest = truncate_time(now, unit)
@@ -746,14 +735,6 @@ class SQLBackend:
                 check_text(item, f"{name}[{i}]")
             return column.in_(list(value)) if value else false()
         raise TypeError(f"{name} must be a str pattern, a list of str or None, not {type(value).__name__}")
-
-
-def check_like_pattern(pattern: str, name: str) -> None:
-    """A LIKE pattern must not end in a lone escape character."""
-    check_text(pattern, name)
-    trailing = len(pattern) - len(pattern.rstrip("\\"))
-    if trailing % 2:
-        raise ValueError(f"{name} ends with a lone backslash; write '\\\\' for a literal one")
 
 
 def _refuse_id(changes: Mapping[str, Any]) -> None:

@@ -125,3 +125,37 @@ def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what:
             raise ValueError(f"{name!r} is not a field of a {what} that can be changed{hint}; "
                              f"the fields are: {known}")
         spec.check(value, name)
+
+
+# -- arguments of operations that are not fields ------------------------------------
+
+MAX_BUCKETS = 10_000
+QUEUE_ORDER_FIELDS = ("id", "name", "concurrency", "state", "priority")
+_TIME_RANGE = re.compile(r"[1-9][0-9]*[mhd]", re.ASCII)
+
+
+def check_time_range(time_range: Any) -> tuple[int, str]:
+    """``'12h'`` → ``(12, 'h')``: a count of 1 to MAX_BUCKETS minutes, hours or days."""
+    if not isinstance(time_range, str):
+        raise TypeError(f"time_range must be a str such as '12h', not {type(time_range).__name__}")
+    if not _TIME_RANGE.fullmatch(time_range) or int(time_range[:-1]) > MAX_BUCKETS:
+        raise ValueError(
+            f"time_range must be a count from 1 to {MAX_BUCKETS} followed by m, h or d "
+            f"(such as '12h'); got {time_range!r}"
+        )
+    return int(time_range[:-1]), time_range[-1]
+
+
+def check_queue_order(order_by: Any, order: Any) -> None:
+    if order_by not in QUEUE_ORDER_FIELDS:
+        raise ValueError(f"order_by must be one of {', '.join(QUEUE_ORDER_FIELDS)}; got {order_by!r}")
+    if order not in ("asc", "desc"):
+        raise ValueError(f"order must be 'asc' or 'desc'; got {order!r}")
+
+
+def check_like_pattern(pattern: Any, name: str) -> None:
+    """A LIKE pattern must be text and must not end in a lone escape character."""
+    check_text(pattern, name)
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    if trailing % 2:
+        raise ValueError(f"{name} ends with a lone backslash; write '\\\\' for a literal one")

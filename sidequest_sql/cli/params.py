@@ -8,11 +8,10 @@ from typing import Any
 
 import click
 
-from sidequest_sql.base import MAX_BUCKETS
+from sidequest_sql import fields
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"([1-9][0-9]{0,8}|0)([smhdw])", re.ASCII)
-_TIME_RANGE = re.compile(r"([1-9][0-9]*)([mhd])", re.ASCII)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -28,10 +27,13 @@ def parse_duration(text: str) -> timedelta:
 
 
 def check_time_range(text: str) -> str:
-    """A ``count_jobs_over_time`` range: ``1``-``10000`` minutes, hours or days."""
-    match = _TIME_RANGE.fullmatch(text)
-    if match is None or int(match.group(1)) > MAX_BUCKETS:
-        raise ValueError(f"{text!r} is not a time range such as 12h, 30m or 7d (at most {MAX_BUCKETS} of a unit)")
+    """A ``count_jobs_over_time`` range, checked as the library checks it."""
+    try:
+        fields.check_time_range(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time range such as 12h, 30m or 7d (at most {fields.MAX_BUCKETS} of a unit)"
+        ) from None
     return text
 
 

@@ -37,8 +37,10 @@ from sidequest_sql.fields import (
     QUEUE_FIELDS,
     check_changes,
     check_int,
+    check_queue_order,
     check_text,
     check_time,
+    check_time_range,
 )
 from sidequest_sql.jsonvalues import check_json
 from sidequest_sql.records import (
@@ -55,10 +57,7 @@ __all__ = ["ModelBackend", "json_equal", "like_matches"]
 
 _JSON_FIELDS = ("args", "constructor_args", "result", "errors", "uniqueness_config")
 _TIME_FIELDS = tuple(f.name for f in dataclass_fields(JobData) if f.name.endswith("_at"))
-_QUEUE_ORDER_FIELDS = ("id", "name", "concurrency", "state", "priority")
-_TIME_RANGE = re.compile(r"[1-9][0-9]*[mhd]", re.ASCII)
 _STEPS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
-_MAX_BUCKETS = 10_000
 
 
 # -- the semantics every dialect shares ---------------------------------------------
@@ -224,10 +223,7 @@ class ModelBackend:
         return sorted({job.queue for job in self._jobs.values()})
 
     def list_queues(self, order_by: str = "priority", order: str = "desc") -> list[QueueConfig]:
-        if order_by not in _QUEUE_ORDER_FIELDS:
-            raise ValueError(f"order_by must be one of {', '.join(_QUEUE_ORDER_FIELDS)}; got {order_by!r}")
-        if order not in ("asc", "desc"):
-            raise ValueError(f"order must be 'asc' or 'desc'; got {order!r}")
+        check_queue_order(order_by, order)
         by_id = sorted(self._queues.values(), key=lambda queue: queue.id)
         # Python's sort is stable in both directions: ties stay in id order.
         return sorted(by_id, key=lambda queue: getattr(queue, order_by), reverse=order == "desc")
@@ -351,11 +347,7 @@ class ModelBackend:
         return {name: _counts(job for job in self._jobs.values() if job.queue == name) for name in sorted(names)}
 
     def count_jobs_over_time(self, time_range: str) -> list[JobCountsAt]:
-        if not isinstance(time_range, str):
-            raise TypeError(f"time_range must be a str such as '12h', not {type(time_range).__name__}")
-        if not _TIME_RANGE.fullmatch(time_range) or int(time_range[:-1]) > _MAX_BUCKETS:
-            raise ValueError(f"time_range must be a count from 1 to {_MAX_BUCKETS} followed by m, h or d; got {time_range!r}")
-        count, unit = int(time_range[:-1]), time_range[-1]
+        count, unit = check_time_range(time_range)
         now = self._now()
         newest = truncate_to(now, unit)
         starts = [newest - _STEPS[unit] * i for i in range(count - 1, -1, -1)]

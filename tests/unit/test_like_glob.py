@@ -9,7 +9,7 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from sidequest_sql.base import check_like_pattern
+from sidequest_sql.fields import check_like_pattern
 from sidequest_sql.dialects.sqlite import like_to_glob
 from sidequest_sql.testing.model import like_matches
 
