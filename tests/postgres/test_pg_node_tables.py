@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from pg_relations import relations
 from sidequest_node_schema import MIGRATION_NAMES, create_node_tables
 
 from sidequest_sql import NewJobData
@@ -48,17 +49,6 @@ def constraints(conn: sa.Connection, schema: str) -> set[tuple[str, str, str]]:
         {"schema": schema},
     )
     return {(table.removeprefix(f"{schema}."), name, definition) for table, name, definition in rows}
-
-
-def table_oids(conn: sa.Connection, schema: str) -> dict[str, int]:
-    rows = conn.execute(
-        sa.text(
-            "SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = :schema"
-        ),
-        {"schema": schema},
-    )
-    return {name: oid for name, oid in rows}
 
 
 # -- column for column ------------------------------------------------------------------
@@ -158,7 +148,7 @@ def test_node_tables_are_adopted_with_their_rows(
         create_node_tables(conn, schema, migrations=node_migrations)
         seed_node_rows(conn, schema, backoff_columns=node_migrations == 3)
     with pg_engine.connect() as conn:
-        before, oids_before = rows(conn, schema), table_oids(conn, schema)
+        before, oids_before = rows(conn, schema), relations(conn, schema)
 
     backend = make_backend(schema, worker_name="python-worker", clock=lambda: datetime(2024, 6, 1, tzinfo=UTC))
     assert backend.migrate() == applied
@@ -167,7 +157,7 @@ def test_node_tables_are_adopted_with_their_rows(
     with pg_engine.connect() as conn:
         assert rows(conn, schema) == before
         assert before["knex"] == [(name,) for name in MIGRATION_NAMES[:node_migrations]]
-        oids_after = table_oids(conn, schema)
+        oids_after = relations(conn, schema)
         version = conn.exec_driver_sql(f'SELECT version_num FROM "{schema}".{VERSION_TABLE}').scalars().all()
         assert "alembic_version" not in oids_after
     # Nothing was dropped and made again: every relation Node made is the very same one.

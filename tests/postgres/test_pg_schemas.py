@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from pg_relations import relations
 
 from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
@@ -14,18 +15,6 @@ from sidequest_sql.schema import VERSION_TABLE
 pytestmark = pytest.mark.postgres
 
 OUR_TABLES = {"sidequest_queues", "sidequest_jobs", VERSION_TABLE}
-
-
-def relations(conn: sa.Connection, schema: str) -> dict[str, int]:
-    """Every table, index and sequence in ``schema``, by name, with its oid."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = :schema"
-        ),
-        {"schema": schema},
-    )
-    return {name: oid for name, oid in rows}
 
 
 def schema_exists(conn: sa.Connection, schema: str) -> bool:
