@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
 from sidequest_sql.schema import VERSION_TABLE, metadata
@@ -18,7 +20,7 @@ if schema is not None:
     connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
 
 
-def _on_version_apply(*, step, **_):  # type: ignore[no-untyped-def]
+def _on_version_apply(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
     if record_step is not None and step.is_upgrade and not step.is_stamp:
         record_step(step)
 

@@ -72,7 +72,8 @@ class MySQLBackend(SQLBackend):
         return column == JSONDocument(literal(value, column.type))
 
     def violated_constraint(self, error: IntegrityError) -> str | None:
-        match = _DUPLICATE_ENTRY.search(str(error.orig.args[-1]) if error.orig.args else "")
+        args = error.orig.args if error.orig is not None else ()
+        match = _DUPLICATE_ENTRY.search(str(args[-1]) if args else "")
         return match["key"] if match else None
 
     def retryable(self, error: DBAPIError) -> bool:

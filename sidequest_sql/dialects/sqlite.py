@@ -100,9 +100,10 @@ class SQLiteBackend(SQLBackend):
         columns = {name.split(".", 1)[1] for name in qualified}
         if table is None:
             return None
-        for unique in [*table.indexes, *table.constraints]:
-            is_unique = isinstance(unique, UniqueConstraint) or (isinstance(unique, Index) and unique.unique)
-            if is_unique and {c.name for c in unique.columns} == columns:
+        uniques: list[Index | UniqueConstraint] = [index for index in table.indexes if index.unique]
+        uniques += [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+        for unique in uniques:
+            if {c.name for c in unique.columns} == columns:
                 return str(unique.name)
         return None
 

@@ -207,7 +207,7 @@ class ModelBackend:
     def create_new_queue(
         self, name: str, *, concurrency: int = 10, priority: int = 0, state: str = "active"
     ) -> QueueConfig:
-        values = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
+        values: dict[str, Any] = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
         check_changes(QUEUE_FIELDS, values, "queue")
         if self.get_queue(name) is not None:
             raise DuplicatedQueueError(f"a queue named {name!r} already exists")
