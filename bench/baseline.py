@@ -8,7 +8,10 @@ with the backend's dialect into the SQL string the driver receives. Per call
 the baseline only fills in the changing values (through the same bind
 processors, so JSON and times are encoded as the library encodes them) and
 executes: psycopg 3 on Postgres, ``sqlite3`` on SQLite with the same PRAGMAs
-and ``BEGIN IMMEDIATE``, the plain DB-API connection elsewhere.
+and ``BEGIN IMMEDIATE``, the plain DB-API connection elsewhere. Where the
+backend runs single statements in autocommit (``single_statement_autocommit``,
+Postgres) the baseline does too (``clients.RawClient``), so that both sides
+pay the same round trips.
 
 ``checks.same_sql`` confirms at run time that the library sent the same SQL.
 """

@@ -42,7 +42,13 @@ class OurClient:
 
 
 class RawClient:
-    """One bare driver connection executing the library's compiled statements."""
+    """One bare driver connection executing the library's compiled statements.
+
+    Its transactions take the library's shape: where the backend runs single
+    statements in autocommit (``single_statement_autocommit``, Postgres), so
+    does the baseline, with psycopg's autocommit; whatever takes several
+    statements runs in one transaction on both sides.
+    """
 
     kind = "raw"
 
@@ -50,9 +56,18 @@ class RawClient:
         self.st = statements or our_statements(backend)
         self.conn, self.driver = connect(backend)
         self.worker = backend.worker_name
+        self.autocommit = backend.single_statement_autocommit and self.driver == "psycopg"
+        if self.autocommit:
+            self.conn.autocommit = True
 
-    def _write(self, work: Any) -> Any:
+    def _write(self, work: Any, *, one_statement: bool = False) -> Any:
         conn = self.conn
+        if self.autocommit:
+            with conn.cursor() as cur:
+                if one_statement:
+                    return work(cur)
+                with conn.transaction():
+                    return work(cur)
         if self.driver == "sqlite3":
             conn.execute("BEGIN IMMEDIATE")
         cur = conn.cursor()
@@ -74,7 +89,7 @@ class RawClient:
             cur.execute(st.sql, params)
             return cur.fetchone()[0]
 
-        return self._write(work)
+        return self._write(work, one_statement=True)
 
     def enqueue_batch(self, queue: str, start: int, count: int) -> list[int]:
         st = self.st.insert
@@ -116,7 +131,7 @@ class RawClient:
                 cur.fetchall()
             return ids
 
-        return self._write(work)
+        return self._write(work, one_statement=st.claim is not None)
 
     def complete(self, job_id: int) -> None:
         st = self.st.complete
@@ -126,7 +141,7 @@ class RawClient:
             cur.execute(st.sql, params)
             cur.fetchall()
 
-        self._write(work)
+        self._write(work, one_statement=True)
 
     def close(self) -> None:
         self.conn.close()

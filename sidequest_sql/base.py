@@ -132,6 +132,19 @@ class SQLBackend:
     supports_schemas: ClassVar[bool] = False
     """Whether ``schema=`` can put the tables in a named schema of the database."""
 
+    single_statement_autocommit: ClassVar[bool] = False
+    """Whether an operation that is one statement runs without BEGIN and COMMIT.
+
+    The statement then runs in autocommit (one round trip instead of three),
+    which is right where the database makes a single statement atomic on its
+    own and nothing else needs the transaction: not on SQLite, whose
+    ``BEGIN IMMEDIATE`` is what keeps claims of several processes apart. An
+    operation of several statements always runs in one transaction. Whether
+    one is a single statement is read from the SQLAlchemy dialect's
+    ``insert_returning`` and ``update_returning`` before connecting, so a
+    dialect that sets this flag must know those without a server.
+    """
+
     # -- construction ------------------------------------------------------------
 
     def __init__(
@@ -164,6 +177,10 @@ class SQLBackend:
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine: Engine = engine
         self._writer: Engine = engine.execution_options(sidequest_write=True)
+        # Shares the pool; each connection is in autocommit while checked out from here.
+        self._autocommit: Engine | None = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.single_statement_autocommit else None
+        )
         self._statements: dict[Hashable, Any] = {}
 
     def __repr__(self) -> str:
@@ -272,25 +289,26 @@ class SQLBackend:
         check_changes(QUEUE_FIELDS, values, "queue")
         [row] = self._write(
             lambda conn: self._insert_rows(conn, queues, [values]),
+            one_statement=self._one_statement_insert(1),
             duplicate_queue=f"a queue named {name!r} already exists",
         )
         return _queue(row)
 
     def get_queue(self, name: str) -> QueueConfig | None:
         check_text(name, "name")
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             row = conn.execute(select(queues).where(queues.c.name == name)).one_or_none()
         return None if row is None else _queue(row)
 
     def get_queues_from_jobs(self) -> list[str]:
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             return list(conn.scalars(select(jobs.c.queue).distinct().order_by(jobs.c.queue)))
 
     def list_queues(self, order_by: str = "priority", order: str = "desc") -> list[QueueConfig]:
         check_queue_order(order_by, order)
         column = queues.c[order_by]
         stmt = select(queues).order_by(column.desc() if order == "desc" else column.asc(), queues.c.id)
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             return [_queue(row) for row in conn.execute(stmt)]
 
     def update_queue(self, queue_id: int, **changes: Any) -> QueueConfig:
@@ -300,6 +318,7 @@ class SQLBackend:
         name = changes.get("name")
         row = self._write(
             lambda conn: _one_or_none(self._update_by_ids(conn, queues, [queue_id], changes)),
+            one_statement=self._one_statement_update(),
             duplicate_queue=f"a queue named {name!r} already exists",
         )
         if row is None:
@@ -313,7 +332,7 @@ class SQLBackend:
         stmt = self._statement(
             "get_job", lambda: select(jobs).where(jobs.c.id == bindparam("id_1", type_=jobs.c.id.type))
         )
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             row = conn.execute(stmt, {"id_1": job_id}).one_or_none()
         return None if row is None else _job(row)
 
@@ -322,6 +341,7 @@ class SQLBackend:
         digest = values["unique_digest"]
         [row] = self._write(
             lambda conn: self._insert_rows(conn, jobs, [values]),
+            one_statement=self._one_statement_insert(1),
             duplicate_job=f"unique_digest {digest!r} is held by another job",
         )
         return _job(row)
@@ -343,6 +363,7 @@ class SQLBackend:
                 seen.add(digest)
         inserted = self._write(
             lambda conn: self._insert_rows(conn, jobs, rows),
+            one_statement=self._one_statement_insert(len(rows)),
             duplicate_job="a unique_digest in jobs is held by another job",
         )
         return [_job(row) for row in inserted]
@@ -361,7 +382,7 @@ class SQLBackend:
             candidates = self._statement("claim_candidates", self._build_claim_candidates)
             return self._update_by_ids(conn, jobs, list(conn.scalars(candidates, picked)), values)
 
-        claimed = [_job(row) for row in self._write(claim)]
+        claimed = [_job(row) for row in self._write(claim, one_statement=self._one_statement_update())]
         return sorted(claimed, key=lambda job: (job.inserted_at, job.id))
 
     def update_job(self, job_id: int, **changes: Any) -> JobData:
@@ -372,6 +393,7 @@ class SQLBackend:
         digest = changes.get("unique_digest")
         row = self._write(
             lambda conn: _one_or_none(self._update_by_ids(conn, jobs, [job_id], changes)),
+            one_statement=self._one_statement_update(),
             duplicate_job=f"unique_digest {digest!r} is held by another job",
         )
         if row is None:
@@ -417,7 +439,7 @@ class SQLBackend:
             .limit(limit)
             .offset(offset)
         )
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             return [_job(row) for row in conn.execute(stmt)]
 
     # -- statistics -------------------------------------------------------------------
@@ -432,7 +454,7 @@ class SQLBackend:
         if until is not None:
             check_time(until, "until")
             stmt = stmt.where(moment <= until)
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             return JobCounts.from_states(dict(conn.execute(stmt).all()))
 
     def count_jobs_by_queues(self) -> dict[str, JobCounts]:
@@ -464,7 +486,7 @@ class SQLBackend:
             .group_by(bucket, jobs.c.state)
         )
         per_bucket: dict[datetime, dict[str, int]] = {}
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             for start, state, n in conn.execute(stmt):
                 per_bucket.setdefault(start, {})[state] = n
         result = []
@@ -500,7 +522,7 @@ class SQLBackend:
             )
             .order_by(c.id)
         )
-        with self._reading() as conn:
+        with self._reading(one_statement=True) as conn:
             found = [_job(row) for row in conn.execute(stmt)]
         # A per-row timeout in ms has no portable SQL; running jobs are few.
         return [
@@ -611,10 +633,13 @@ class SQLBackend:
             return list(conn.execute(stmt, rows))
         ids = []
         for row in rows:
-            stmt = self._statement(
+            plain = self._statement(
                 ("insert", table.name, frozenset(row)), lambda: insert(table).values(_binds(table, row))
             )
-            ids.append(conn.execute(stmt, row).inserted_primary_key[0])
+            key = conn.execute(plain, row).inserted_primary_key
+            if key is None:
+                raise RuntimeError(f"the database gave no key for a row inserted into {table.name}")
+            ids.append(key[0])
         return self._read_back(conn, table, ids)
 
     def _update_by_ids(
@@ -656,23 +681,53 @@ class SQLBackend:
         check_time(now, "the backend clock's value")
         return now
 
+    # -- transactions ---------------------------------------------------------------
+    #
+    # An operation that sends one statement says so (one_statement=True); with
+    # the dialect's single_statement_autocommit it then runs in autocommit, no
+    # BEGIN and no COMMIT, the statement being atomic on its own. Everything
+    # else runs in one transaction.
+
+    def _one_statement_insert(self, rows: int) -> bool:
+        """Whether ``_insert_rows`` of this many rows sends one statement.
+
+        Only a single row: a batch goes through insertmanyvalues, which splits
+        it into several INSERTs (``insertmanyvalues_page_size`` rows each) that
+        must commit together.
+        """
+        return rows == 1 and bool(self.engine.dialect.insert_returning)
+
+    def _one_statement_update(self) -> bool:
+        """Whether ``_update_by_ids`` of one id, and the claim, send one statement."""
+        return bool(self.engine.dialect.update_returning)
+
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self._translating(), self.engine.connect() as conn:
+    def _reading(self, *, one_statement: bool = False) -> Iterator[Connection]:
+        """A connection for reading; several statements share one transaction."""
+        engine = self._autocommit if one_statement and self._autocommit is not None else self.engine
+        with self._translating(), engine.connect() as conn:
             yield conn
 
     def _write(
         self,
         work: Callable[[Connection], _T],
         *,
+        one_statement: bool = False,
         duplicate_job: str | None = None,
         duplicate_queue: str | None = None,
     ) -> _T:
-        """``work(conn)`` in a write transaction, run again if ``retryable`` says so."""
+        """``work(conn)`` in a write transaction, run again if ``retryable`` says so.
+
+        With ``one_statement`` (``work`` sends exactly one statement) and the
+        dialect's ``single_statement_autocommit``, that statement runs in
+        autocommit instead.
+        """
         attempt = 1
         while True:
             try:
-                with self._writing(duplicate_job=duplicate_job, duplicate_queue=duplicate_queue) as conn:
+                with self._writing(
+                    one_statement=one_statement, duplicate_job=duplicate_job, duplicate_queue=duplicate_queue
+                ) as conn:
                     return work(conn)
             except DBAPIError as exc:
                 if attempt >= WRITE_ATTEMPTS or not self.retryable(exc):
@@ -681,9 +736,18 @@ class SQLBackend:
 
     @contextmanager
     def _writing(
-        self, *, duplicate_job: str | None = None, duplicate_queue: str | None = None
+        self,
+        *,
+        one_statement: bool = False,
+        duplicate_job: str | None = None,
+        duplicate_queue: str | None = None,
     ) -> Iterator[Connection]:
-        """A write transaction, committed on success, with errors translated."""
+        """A write transaction, committed on success, with errors translated;
+        for ``one_statement`` where the dialect allows, an autocommit connection."""
+        if one_statement and self._autocommit is not None:
+            with self._translating(duplicate_job, duplicate_queue), self._autocommit.connect() as conn:
+                yield conn
+            return
         with self._translating(duplicate_job, duplicate_queue), self._writer.begin() as conn:
             yield conn
 

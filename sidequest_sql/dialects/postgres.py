@@ -7,6 +7,11 @@
   claimers never wait for each other and never take the same job.
 - ``schema=`` puts every table, and the migration version table, in that
   schema; ``migrate()`` creates it.
+- An operation that is a single statement (a claim, an enqueue, an
+  ``update_job``, most reads) runs in autocommit: one round trip, no
+  ``BEGIN``/``COMMIT``. A single statement is atomic in Postgres, and the
+  claim's row locks last until it ends. Batches of several INSERTs and
+  operations of several statements run in one transaction.
 - Behind PgBouncer in transaction pooling mode, pass
   ``connect_args={"prepare_threshold": None}``: psycopg otherwise prepares
   statements that another server connection does not know.
@@ -29,6 +34,7 @@ _DATE_TRUNC_FIELDS = {"m": "minute", "h": "hour", "d": "day"}
 
 class PostgresBackend(SQLBackend):
     supports_schemas = True
+    single_statement_autocommit = True
 
     @classmethod
     def engine_url(cls, url: URL) -> URL:

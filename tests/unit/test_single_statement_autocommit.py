@@ -1,0 +1,41 @@
+"""Which dialects run single statements in autocommit (``single_statement_autocommit``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidequest_sql.base import SQLBackend
+from sidequest_sql.dialects.mysql import MySQLBackend
+from sidequest_sql.dialects.postgres import PostgresBackend
+from sidequest_sql.dialects.sqlite import SQLiteBackend
+
+
+@pytest.mark.parametrize(
+    ("backend_class", "expected"),
+    [
+        (SQLBackend, False),
+        (PostgresBackend, True),
+        # BEGIN IMMEDIATE is what keeps claims of several processes apart.
+        (SQLiteBackend, False),
+        # Its claim is three statements, and a new row is read back after the INSERT.
+        (MySQLBackend, False),
+    ],
+)
+def test_the_flag(backend_class: type[SQLBackend], expected: bool) -> None:
+    assert backend_class.single_statement_autocommit is expected
+
+
+def test_sqlite_writes_always_take_a_transaction(tmp_path: object) -> None:
+    backend = SQLiteBackend(f"sqlite:///{tmp_path}/flag.sqlite")
+    assert backend._autocommit is None
+
+
+def test_postgres_autocommit_view_shares_the_pool() -> None:
+    backend = PostgresBackend("postgresql://user@localhost/nothing", schema="s")
+    assert backend._autocommit is not None
+    assert backend._autocommit.pool is backend.engine.pool
+    options = backend._autocommit.get_execution_options()
+    assert options["isolation_level"] == "AUTOCOMMIT"
+    assert options["schema_translate_map"] == {None: "s"}
+    assert backend._one_statement_update() and backend._one_statement_insert(1)
+    assert not backend._one_statement_insert(2)
