@@ -94,4 +94,4 @@ def _load(target: str | type[SQLBackend]) -> type[SQLBackend]:
     if isinstance(target, type):
         return target
     module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), class_name)
