@@ -44,11 +44,10 @@ from .errors import (
     QueueNotFoundError,
 )
 from .fields import (
-    BIGINT_MAX,
-    BIGINT_MIN,
     JOB_FIELDS,
     QUEUE_FIELDS,
     check_changes,
+    check_bigint,
     check_int,
     check_like_pattern,
     check_queue_order,
@@ -312,8 +311,7 @@ class SQLBackend:
             return [_queue(row) for row in conn.execute(stmt)]
 
     def update_queue(self, queue_id: int, **changes: Any) -> QueueConfig:
-        check_int(queue_id, "queue_id", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
-        _refuse_id(changes)
+        check_bigint(queue_id, "queue_id")
         check_changes(QUEUE_FIELDS, changes, "queue")
         name = changes.get("name")
         row = self._write(
@@ -328,7 +326,7 @@ class SQLBackend:
     # -- jobs -----------------------------------------------------------------------
 
     def get_job(self, job_id: int) -> JobData | None:
-        check_int(job_id, "job_id", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
+        check_bigint(job_id, "job_id")
         stmt = self._statement(
             "get_job", lambda: select(jobs).where(jobs.c.id == bindparam("id_1", type_=jobs.c.id.type))
         )
@@ -387,8 +385,7 @@ class SQLBackend:
 
     def update_job(self, job_id: int, **changes: Any) -> JobData:
         """Set exactly the given fields (None nullifies) and return the job."""
-        check_int(job_id, "job_id", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
-        _refuse_id(changes)
+        check_bigint(job_id, "job_id")
         check_changes(JOB_FIELDS, changes, "job")
         digest = changes.get("unique_digest")
         row = self._write(
@@ -501,8 +498,8 @@ class SQLBackend:
         A running job is stale once ``attempted_at`` is older than its own
         ``timeout`` (ms) or, with none, than ``max_stale_ms``.
         """
-        check_int(max_stale_ms, "max_stale_ms", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
-        check_int(max_claimed_ms, "max_claimed_ms", minimum=BIGINT_MIN, maximum=BIGINT_MAX)
+        check_bigint(max_stale_ms, "max_stale_ms")
+        check_bigint(max_claimed_ms, "max_claimed_ms")
         now = self._now()
         c = jobs.c
         stmt = (
@@ -745,10 +742,10 @@ class SQLBackend:
         """A write transaction, committed on success, with errors translated;
         for ``one_statement`` where the dialect allows, an autocommit connection."""
         if one_statement and self._autocommit is not None:
-            with self._translating(duplicate_job, duplicate_queue), self._autocommit.connect() as conn:
-                yield conn
-            return
-        with self._translating(duplicate_job, duplicate_queue), self._writer.begin() as conn:
+            opened: Any = self._autocommit.connect()
+        else:
+            opened = self._writer.begin()
+        with self._translating(duplicate_job, duplicate_queue), opened as conn:
             yield conn
 
     @contextmanager
@@ -799,11 +796,6 @@ class SQLBackend:
                 check_text(item, f"{name}[{i}]")
             return column.in_(list(value)) if value else false()
         raise TypeError(f"{name} must be a str pattern, a list of str or None, not {type(value).__name__}")
-
-
-def _refuse_id(changes: Mapping[str, Any]) -> None:
-    if "id" in changes:
-        raise ValueError("id cannot be changed")
 
 
 def _before(now: datetime, milliseconds: int) -> datetime:

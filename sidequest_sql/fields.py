@@ -63,6 +63,11 @@ def check_int(value: Any, name: str, *, minimum: int = INT_MIN, maximum: int = I
         raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
 
 
+def check_bigint(value: Any, name: str) -> None:
+    """An int that fits a 64-bit column: row ids, millisecond thresholds."""
+    check_int(value, name, minimum=BIGINT_MIN, maximum=BIGINT_MAX)
+
+
 def check_text(
     value: Any, name: str, *, max_length: int | None = None, choices: tuple[str, ...] = ()
 ) -> None:
@@ -117,6 +122,8 @@ QUEUE_FIELDS: Mapping[str, Field] = {
 
 def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what: str) -> None:
     """Refuse unknown fields, ``id`` and bad values among ``changes``."""
+    if "id" in changes:
+        raise ValueError("id cannot be changed")
     for name, value in changes.items():
         spec = fields.get(name)
         if spec is None:

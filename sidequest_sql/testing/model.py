@@ -31,10 +31,9 @@ from sidequest_sql.errors import (
     QueueNotFoundError,
 )
 from sidequest_sql.fields import (
-    BIGINT_MAX,
-    BIGINT_MIN,
     JOB_FIELDS,
     QUEUE_FIELDS,
+    check_bigint,
     check_changes,
     check_int,
     check_queue_order,
@@ -138,10 +137,6 @@ def _minus_ms(now: datetime, milliseconds: int) -> datetime:
         return (datetime.min if milliseconds > 0 else datetime.max).replace(tzinfo=UTC)
 
 
-def _check_bigint(value: Any, name: str) -> None:
-    check_int(value, name, minimum=BIGINT_MIN, maximum=BIGINT_MAX)
-
-
 def _counts(jobs: Iterable[JobData]) -> JobCounts:
     by_state = dict.fromkeys(JOB_STATES, 0)
     for job in jobs:
@@ -229,9 +224,7 @@ class ModelBackend:
         return sorted(by_id, key=lambda queue: getattr(queue, order_by), reverse=order == "desc")
 
     def update_queue(self, queue_id: int, **changes: Any) -> QueueConfig:
-        _check_bigint(queue_id, "queue_id")
-        if "id" in changes:
-            raise ValueError("id cannot be changed")
+        check_bigint(queue_id, "queue_id")
         check_changes(QUEUE_FIELDS, changes, "queue")
         queue = self._queues.get(queue_id)
         if queue is None:
@@ -245,7 +238,7 @@ class ModelBackend:
     # -- jobs ------------------------------------------------------------------------
 
     def get_job(self, job_id: int) -> JobData | None:
-        _check_bigint(job_id, "job_id")
+        check_bigint(job_id, "job_id")
         return self._jobs.get(job_id)
 
     def create_new_job(self, job: NewJobData) -> JobData:
@@ -277,9 +270,7 @@ class ModelBackend:
         return claimed
 
     def update_job(self, job_id: int, **changes: Any) -> JobData:
-        _check_bigint(job_id, "job_id")
-        if "id" in changes:
-            raise ValueError("id cannot be changed")
+        check_bigint(job_id, "job_id")
         check_changes(JOB_FIELDS, changes, "job")
         job = self._jobs.get(job_id)
         if job is None:
@@ -363,8 +354,8 @@ class ModelBackend:
         return result
 
     def stale_jobs(self, max_stale_ms: int = 600_000, max_claimed_ms: int = 60_000) -> list[JobData]:
-        _check_bigint(max_stale_ms, "max_stale_ms")
-        _check_bigint(max_claimed_ms, "max_claimed_ms")
+        check_bigint(max_stale_ms, "max_stale_ms")
+        check_bigint(max_claimed_ms, "max_claimed_ms")
         now = self._now()
 
         def stale(job: JobData) -> bool:
