@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Integer, bindparam, insert, select, update
 
 from sidequest_sql import NewJobData
 from sidequest_sql.schema import jobs
@@ -146,7 +146,8 @@ def claim_candidates(backend: SQLBackend, queue: Any, now: Any, quantity: Any) -
         select(c.id)
         .where(c.state == "waiting", c.queue == queue, c.available_at <= now)
         .order_by(c.inserted_at, c.id)
-        .limit(quantity)
+        # Named as the library names it: its claim is built once, with a bindparam.
+        .limit(bindparam("quantity", value=quantity, type_=Integer()))
     )
 
 
@@ -162,7 +163,7 @@ def our_statements(backend: SQLBackend) -> OurStatements:
     claim_values = {"state": "claimed", "claimed_at": s["now"], "claimed_by": s["worker"]}
     complete = (
         update(jobs)
-        .where(jobs.c.id.in_([s["job_id"]]))
+        .where(jobs.c.id == s["job_id"])
         .values({"state": "completed", "completed_at": s["now"]})
         .returning(*jobs.c)
     )

@@ -7,6 +7,8 @@
 
 from .base import SQLBackend
 from .errors import (
+    ConnectionLostError,
+    DatabaseUnavailableError,
     DuplicatedJobError,
     DuplicatedQueueError,
     JobNotFoundError,
@@ -18,6 +20,8 @@ from .records import JobCounts, JobCountsAt, JobData, JobState, NewJobData, Queu
 from .registry import create_backend, register_dialect
 
 __all__ = [
+    "ConnectionLostError",
+    "DatabaseUnavailableError",
     "DuplicatedJobError",
     "DuplicatedQueueError",
     "JobCounts",

@@ -8,9 +8,10 @@ server; the base class alone executes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -24,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     delete,
+    event,
     false,
     func,
     insert,
@@ -34,10 +36,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InvalidRequestError
 
 from . import jsonvalues
+from .connections import lost, unavailable
+from .driver import DriverStatement, ExecuteMany
 from .errors import (
+    ConnectionLostError,
     DuplicatedJobError,
     DuplicatedQueueError,
     JobNotFoundError,
@@ -64,17 +69,18 @@ from .records import (
     QueueConfig,
 )
 from .schema import (
-    JOB_FIELD_OF_COLUMN,
     QUEUE_NAME_CONSTRAINT,
     UNIQUE_DIGEST_INDEX,
     Timestamp,
+    counted_at,
     jobs,
     queues,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
-    from sqlalchemy.engine import Connection, Engine, Row
+    from sqlalchemy.engine import Connection, Dialect, Engine, ExceptionContext
+    from sqlalchemy.sql.dml import Insert
 
 Clock = Callable[[], datetime]
 TimeUnit = Literal["m", "h", "d"]
@@ -90,6 +96,8 @@ DELETE_BATCH = 5_000
 WRITE_ATTEMPTS = 5
 # Statements one backend keeps built (update_job builds one per set of fields changed).
 STATEMENT_CACHE_SIZE = 500
+# What a caller's isolation_level may be where single statements run in autocommit.
+TRANSACTION_ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 _T = TypeVar("_T")
 
 
@@ -109,14 +117,11 @@ def truncate_time(moment: datetime, unit: str) -> datetime:
 
 
 def finished_moment() -> ColumnElement[datetime]:
-    """The time a job counts at: when it finished, else started, was claimed, was enqueued."""
-    c = jobs.c
-    return type_coerce(
-        func.coalesce(
-            c.completed_at, c.failed_at, c.canceled_at, c.attempted_at, c.claimed_at, c.inserted_at
-        ),
-        Timestamp(),
-    )
+    """The time a job counts at: when it finished, else started, was claimed, was enqueued.
+
+    Written as the index on it is, so that time-bounded counts can use it.
+    """
+    return type_coerce(counted_at(), Timestamp())
 
 
 class SQLBackend:
@@ -131,6 +136,14 @@ class SQLBackend:
     supports_schemas: ClassVar[bool] = False
     """Whether ``schema=`` can put the tables in a named schema of the database."""
 
+    supports_skip_locked: ClassVar[bool] = True
+    """Whether a claim skips the rows another transaction has locked (``lock_for_claim``).
+
+    Then an open transaction elsewhere holds up only the rows it locked. Where
+    not (SQLite), a write transaction holds the whole database and other
+    writers wait for it to end.
+    """
+
     single_statement_autocommit: ClassVar[bool] = False
     """Whether an operation that is one statement runs without BEGIN and COMMIT.
 
@@ -142,6 +155,28 @@ class SQLBackend:
     one is a single statement is read from the SQLAlchemy dialect's
     ``insert_returning`` and ``update_returning`` before connecting, so a
     dialect that sets this flag must know those without a server.
+
+    Every connection then stays in the driver's autocommit mode for good (no
+    switching at each checkout), and the backend begins each transaction with
+    its own ``BEGIN``, carrying the caller's ``isolation_level`` if one was
+    given.
+    """
+
+    direct_execution: ClassVar[bool] = False
+    """Whether the hot statements (enqueue one job, claim, update one job, get
+    a job) run on the driver's cursor (``driver.DriverStatement``) rather than
+    through SQLAlchemy's execution path, which costs more client CPU than the
+    driver itself. Only for a driver that needs nothing from that path: no
+    ``before_cursor_execute`` listener of the dialect's own, say.
+    """
+
+    execute_many_returning: ClassVar[ExecuteMany | None] = None
+    """With ``direct_execution``, how the driver sends one ``INSERT … RETURNING``
+    for each row of a batch in one call and returns every row, in batch order:
+    ``(cursor, sql, args_list) -> rows``. A batch enqueue then goes that way,
+    one statement parsed once; else (None) through SQLAlchemy's
+    ``insertmanyvalues``, whose multi-row statements a driver must parse anew
+    each time.
     """
 
     # -- construction ------------------------------------------------------------
@@ -169,18 +204,27 @@ class SQLBackend:
         self._worker_name = worker_name
         options = {"json_serializer": jsonvalues.dumps, **self.engine_options(self.url)}
         options.update(engine_options)
+        begin = None
+        if self.single_statement_autocommit:
+            begin = _explicit_begin(options.pop("isolation_level", None))
+            options["isolation_level"] = "AUTOCOMMIT"
         self._root_engine = create_engine(self.url, **options)
         self.configure_engine(self._root_engine)
+        event.listen(self._root_engine, "checkout", self._check_out)
+        event.listen(self._root_engine, "handle_error", self._handle_error)
+        if begin is not None:
+            event.listen(self._root_engine, "begin", begin)
         engine = self._root_engine
         if schema is not None:
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine: Engine = engine
         self._writer: Engine = engine.execution_options(sidequest_write=True)
-        # Shares the pool; each connection is in autocommit while checked out from here.
+        # Shares the pool; its connections send no BEGIN.
         self._autocommit: Engine | None = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if self.single_statement_autocommit else None
+            engine.execution_options(sidequest_autocommit=True) if self.single_statement_autocommit else None
         )
         self._statements: dict[Hashable, Any] = {}
+        self._schema_map = None if schema is None else {None: schema}
 
     def __repr__(self) -> str:
         where = self.url.render_as_string(hide_password=True)
@@ -216,6 +260,15 @@ class SQLBackend:
 
     def configure_engine(self, engine: Engine) -> None:
         """Install per-connection settings (event listeners) on a new engine."""
+
+    def connection_alive(self, dbapi_connection: Any) -> bool:
+        """Whether a driver connection leaving the pool may still work.
+
+        Called at every checkout, so it must not ask the server; a connection
+        it calls dead is replaced before anything is sent on it. The default
+        trusts every connection (right for an embedded database).
+        """
+        return True
 
     def lock_for_claim(self, candidates: Select[Any]) -> Select[Any]:
         """Lock the rows a claim picks so that concurrent claimers skip them."""
@@ -295,20 +348,19 @@ class SQLBackend:
 
     def get_queue(self, name: str) -> QueueConfig | None:
         check_text(name, "name")
-        with self._reading(one_statement=True) as conn:
-            row = conn.execute(select(queues).where(queues.c.name == name)).one_or_none()
+        stmt = select(queues).where(queues.c.name == name)
+        row = self._read(lambda conn: conn.execute(stmt).one_or_none(), one_statement=True)
         return None if row is None else _queue(row)
 
     def get_queues_from_jobs(self) -> list[str]:
-        with self._reading(one_statement=True) as conn:
-            return list(conn.scalars(select(jobs.c.queue).distinct().order_by(jobs.c.queue)))
+        stmt = select(jobs.c.queue).distinct().order_by(jobs.c.queue)
+        return self._read(lambda conn: list(conn.scalars(stmt)), one_statement=True)
 
     def list_queues(self, order_by: str = "priority", order: str = "desc") -> list[QueueConfig]:
         check_queue_order(order_by, order)
         column = queues.c[order_by]
         stmt = select(queues).order_by(column.desc() if order == "desc" else column.asc(), queues.c.id)
-        with self._reading(one_statement=True) as conn:
-            return [_queue(row) for row in conn.execute(stmt)]
+        return self._read(lambda conn: [_queue(row) for row in conn.execute(stmt)], one_statement=True)
 
     def update_queue(self, queue_id: int, **changes: Any) -> QueueConfig:
         check_bigint(queue_id, "queue_id")
@@ -327,21 +379,28 @@ class SQLBackend:
 
     def get_job(self, job_id: int) -> JobData | None:
         check_bigint(job_id, "job_id")
-        stmt = self._statement(
-            "get_job", lambda: select(jobs).where(jobs.c.id == bindparam("id_1", type_=jobs.c.id.type))
-        )
-        with self._reading(one_statement=True) as conn:
-            row = conn.execute(stmt, {"id_1": job_id}).one_or_none()
-        return None if row is None else _job(row)
+
+        def build() -> Select[Any]:
+            return select(jobs).where(jobs.c.id == _id_bind(jobs))
+
+        values = {"id_1": job_id}
+        rows = self._alone("get_job", build, values, write=False)
+        if rows is None:
+            rows = self._read(lambda conn: self._run("get_job", conn, build, values), one_statement=True)
+        return _job(rows[0]) if rows else None
 
     def create_new_job(self, job: NewJobData) -> JobData:
         values = self._new_job_values(job, self._now(), "job")
-        digest = values["unique_digest"]
-        [row] = self._write(
-            lambda conn: self._insert_rows(conn, jobs, [values]),
-            one_statement=self._one_statement_insert(1),
-            duplicate_job=f"unique_digest {digest!r} is held by another job",
-        )
+        duplicate = f"unique_digest {values['unique_digest']!r} is held by another job"
+        key, build = _insert_one(jobs, values)
+        rows = self._alone(key, build, values, write=True, duplicate_job=duplicate)
+        if rows is None:
+            rows = self._write(
+                lambda conn: self._insert_rows(conn, jobs, [values]),
+                one_statement=self._one_statement_insert(1),
+                duplicate_job=duplicate,
+            )
+        [row] = rows
         return _job(row)
 
     def create_new_jobs(self, new_jobs: Iterable[NewJobData]) -> list[JobData]:
@@ -374,28 +433,36 @@ class SQLBackend:
         picked = {"queue_1": queue, "available_at_1": now, "quantity": quantity}
         values = {"state": "claimed", "claimed_at": now, "claimed_by": self.worker_name}
 
-        def claim(conn: Connection) -> list[Row[Any]]:
+        def claim(conn: Connection) -> list[Any]:
             if conn.dialect.update_returning:
-                return list(conn.execute(self._statement("claim", self._build_claim), {**picked, **values}))
+                return self._run("claim", conn, self._build_claim, {**picked, **values})
             candidates = self._statement("claim_candidates", self._build_claim_candidates)
             return self._update_by_ids(conn, jobs, list(conn.scalars(candidates, picked)), values)
 
-        claimed = [_job(row) for row in self._write(claim, one_statement=self._one_statement_update())]
+        rows = self._alone("claim", self._build_claim, {**picked, **values}, write=True)
+        if rows is None:
+            rows = self._write(claim, one_statement=self._one_statement_update())
+        claimed = [_job(row) for row in rows]
         return sorted(claimed, key=lambda job: (job.inserted_at, job.id))
 
     def update_job(self, job_id: int, **changes: Any) -> JobData:
         """Set exactly the given fields (None nullifies) and return the job."""
         check_bigint(job_id, "job_id")
         check_changes(JOB_FIELDS, changes, "job")
-        digest = changes.get("unique_digest")
-        row = self._write(
-            lambda conn: _one_or_none(self._update_by_ids(conn, jobs, [job_id], changes)),
-            one_statement=self._one_statement_update(),
-            duplicate_job=f"unique_digest {digest!r} is held by another job",
-        )
-        if row is None:
+        duplicate = f"unique_digest {changes.get('unique_digest')!r} is held by another job"
+        rows = None
+        if changes:
+            key, build = _update_one(jobs, changes)
+            rows = self._alone(key, build, {**changes, "id_1": job_id}, write=True, duplicate_job=duplicate)
+        if rows is None:
+            rows = self._write(
+                lambda conn: self._update_by_ids(conn, jobs, [job_id], changes),
+                one_statement=self._one_statement_update(),
+                duplicate_job=duplicate,
+            )
+        if not rows:
             raise JobNotFoundError(f"no job has id {job_id}")
-        return _job(row)
+        return _job(rows[0])
 
     def list_jobs(
         self,
@@ -436,32 +503,43 @@ class SQLBackend:
             .limit(limit)
             .offset(offset)
         )
-        with self._reading(one_statement=True) as conn:
-            return [_job(row) for row in conn.execute(stmt)]
+        return self._read(lambda conn: [_job(row) for row in conn.execute(stmt)], one_statement=True)
 
     # -- statistics -------------------------------------------------------------------
 
     def count_jobs(self, *, since: datetime | None = None, until: datetime | None = None) -> JobCounts:
         """Jobs per state, bounded (inclusively) on the time each job counts at."""
         moment = finished_moment()
-        stmt = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+        bounds = []
         if since is not None:
             check_time(since, "since")
-            stmt = stmt.where(moment >= since)
+            bounds.append(moment >= since)
         if until is not None:
             check_time(until, "until")
-            stmt = stmt.where(moment <= until)
-        with self._reading(one_statement=True) as conn:
-            return JobCounts.from_states(dict(conn.execute(stmt).all()))
+            bounds.append(moment <= until)
+        # Unbounded, per queue too (summed below): the (queue, state) index then
+        # yields the groups in its own order, from the index alone, unsorted.
+        # Bounded, the rows come from the index on the time instead, which
+        # SQLite passes over for the other one if asked for that order.
+        group = (jobs.c.state,) if bounds else (jobs.c.queue, jobs.c.state)
+        stmt = select(jobs.c.state, func.count()).where(*bounds).group_by(*group)
+        rows = self._read(lambda conn: conn.execute(stmt).all(), one_statement=True)
+        states: dict[str, int] = {}
+        for state, count in rows:
+            states[state] = states.get(state, 0) + count
+        return JobCounts.from_states(states)
 
     def count_jobs_by_queues(self) -> dict[str, JobCounts]:
         """Counts per state for every queue, configured or used by a job."""
         stmt = select(jobs.c.queue, jobs.c.state, func.count()).group_by(jobs.c.queue, jobs.c.state)
-        with self._reading() as conn:
-            names = list(conn.scalars(select(queues.c.name)))
-            by_queue: dict[str, dict[str, int]] = {name: {} for name in names}
-            for queue, state, count in conn.execute(stmt):
-                by_queue.setdefault(queue, {})[state] = count
+
+        def count(conn: Connection) -> dict[str, dict[str, int]]:
+            by_queue: dict[str, dict[str, int]] = {name: {} for name in conn.scalars(select(queues.c.name))}
+            for queue, state, n in conn.execute(stmt):
+                by_queue.setdefault(queue, {})[state] = n
+            return by_queue
+
+        by_queue = self._read(count)
         return {name: JobCounts.from_states(by_queue[name]) for name in sorted(by_queue)}
 
     def count_jobs_over_time(self, time_range: str) -> list[JobCountsAt]:
@@ -483,9 +561,8 @@ class SQLBackend:
             .group_by(bucket, jobs.c.state)
         )
         per_bucket: dict[datetime, dict[str, int]] = {}
-        with self._reading(one_statement=True) as conn:
-            for start, state, n in conn.execute(stmt):
-                per_bucket.setdefault(start, {})[state] = n
+        for start, state, n in self._read(lambda conn: conn.execute(stmt).all(), one_statement=True):
+            per_bucket.setdefault(start, {})[state] = n
         result = []
         for start in starts:
             counts = JobCounts.from_states(per_bucket.get(start, {}))
@@ -519,8 +596,7 @@ class SQLBackend:
             )
             .order_by(c.id)
         )
-        with self._reading(one_statement=True) as conn:
-            found = [_job(row) for row in conn.execute(stmt)]
+        found = self._read(lambda conn: [_job(row) for row in conn.execute(stmt)], one_statement=True)
         # A per-row timeout in ms has no portable SQL; running jobs are few.
         return [
             job
@@ -535,10 +611,11 @@ class SQLBackend:
     def delete_finished_jobs(self, cutoff: datetime, *, limit: int | None = None) -> int:
         """Delete completed, failed and canceled jobs that finished before ``cutoff``.
 
-        Returns how many were deleted. They go in batches of at most ``limit``
-        (default ``DELETE_BATCH``), each its own transaction, so that no
-        transaction locks a whole backlog; with ``limit`` only one batch runs,
-        for a caller that reports progress between batches.
+        Returns how many were deleted. They go in batches of ``limit`` jobs
+        (default ``DELETE_BATCH``) in id order, each its own transaction, so
+        that no transaction locks a whole backlog (a job that finishes while
+        its batch runs may join it); with ``limit`` only one batch runs, for a
+        caller that reports progress between batches.
         """
         check_time(cutoff, "cutoff")
         if limit is not None:
@@ -549,15 +626,24 @@ class SQLBackend:
             or_(c.completed_at < cutoff, c.failed_at < cutoff, c.canceled_at < cutoff),
         )
         size = limit or DELETE_BATCH
+        after: int | None = None
 
-        def delete_batch(conn: Connection) -> int:
-            # Ids first: MySQL cannot LIMIT a subquery of the table it deletes from.
-            ids = list(conn.scalars(select(c.id).where(finished).limit(size)))
-            return conn.execute(delete(jobs).where(c.id.in_(ids), finished)).rowcount if ids else 0
+        def delete_batch(conn: Connection) -> tuple[int, int | None]:
+            # Each batch starts where the one before ended: one that started
+            # over at the first row would read again every row the batches
+            # before it deleted (their dead versions, on Postgres). It ends at
+            # the id of its last job, found first (MySQL cannot LIMIT a
+            # subquery of the table it deletes from), not at a list of ids,
+            # which costs the client more to send than the database to delete.
+            rest = and_(finished, c.id > after) if after is not None else finished
+            last = conn.scalar(select(c.id).where(rest).order_by(c.id).offset(size - 1).limit(1))
+            batch = and_(rest, c.id <= last) if last is not None else rest
+            return conn.execute(delete(jobs).where(batch)).rowcount, last
 
-        deleted = batch = self._write(delete_batch)
-        while limit is None and batch == size:
-            batch = self._write(delete_batch)
+        deleted, last = self._write(delete_batch)
+        while limit is None and last is not None:
+            after = last
+            batch, last = self._write(delete_batch)
             deleted += batch
         return deleted
 
@@ -608,8 +694,60 @@ class SQLBackend:
         values = {"state": "claimed", **_binds(jobs, ("claimed_at", "claimed_by"))}
         return self.claim_statement(self._statement("claim_candidates", self._build_claim_candidates), values)
 
-    def _insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[Row[Any]]:
-        """Insert ``rows`` and return them as stored, in the same order.
+    def _run(
+        self, key: Hashable, conn: Connection, build: Callable[[], Any], values: Mapping[str, Any]
+    ) -> list[Sequence[Any]]:
+        """The rows of the statement ``build()`` makes, run with ``values``: on
+        the driver's cursor where the dialect has ``direct_execution``, else
+        through SQLAlchemy's execution path."""
+        if self.direct_execution:
+            return self._driver_statement(key, conn.dialect, build).rows(conn, values)
+        return list(conn.execute(self._statement(key, build), values))
+
+    def _driver_statement(self, key: Hashable, dialect: Dialect, build: Callable[[], Any]) -> DriverStatement:
+        """The statement ``build()`` makes, compiled for the (connected) dialect once per backend."""
+        return self._statement(
+            ("driver", key), lambda: DriverStatement(build(), dialect, self._schema_map, self.connection_alive)
+        )
+
+    def _alone(
+        self,
+        key: Hashable,
+        build: Callable[[], Any],
+        values: Mapping[str, Any],
+        *,
+        write: bool,
+        duplicate_job: str | None = None,
+    ) -> list[Sequence[Any]] | None:
+        """The rows of one statement that is a whole operation, run by itself in
+        autocommit on a pooled driver connection, with no SQLAlchemy Connection
+        around it (which costs as much client CPU as the rest of the call); or
+        None where it cannot be, and the caller goes the ordinary way: a
+        dialect without ``direct_execution`` and ``single_statement_autocommit``,
+        or ``before_cursor_execute`` listeners to call. A read whose
+        connection broke runs once more, as ``_read`` does.
+        """
+        engine = self._autocommit
+        if engine is None or not self.direct_execution or engine.dispatch.before_cursor_execute:
+            return None
+        for attempt in (1, 2):
+            try:
+                fairy = engine.raw_connection()
+            except (engine.dialect.loaded_dbapi.Error, DBAPIError, InvalidRequestError) as exc:
+                raise unavailable(self.url, exc) from exc
+            try:
+                with self._translating(duplicate_job):
+                    return self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values)
+            except ConnectionLostError:
+                if write or attempt == 2:
+                    raise
+            finally:
+                fairy.close()
+        raise AssertionError("unreachable")
+
+    def _insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[Sequence[Any]]:
+        """Insert ``rows`` and return them as stored (every column, in table
+        order), in the same order.
 
         With ``RETURNING`` where the database has it (for a batch, where the
         driver also keeps the rows in parameter order); else one INSERT per row,
@@ -617,11 +755,19 @@ class SQLBackend:
         """
         dialect = conn.dialect
         if len(rows) == 1 and dialect.insert_returning:
-            stmt = self._statement(
-                ("insert_returning", table.name, frozenset(rows[0])),
-                lambda: insert(table).values(_binds(table, rows[0])).returning(*table.c),
-            )
-            return [conn.execute(stmt, rows[0]).one()]
+            key, build = _insert_one(table, rows[0])
+            return self._run(key, conn, build, rows[0])
+        keys = frozenset(rows[0])
+        execute_many = type(self).execute_many_returning  # a plain function, not a method
+        if (
+            len(rows) > 1
+            and self.direct_execution
+            and execute_many is not None
+            and dialect.insert_returning
+            and all(frozenset(row) == keys for row in rows)
+        ):
+            key, build = _insert_one(table, rows[0])
+            return self._driver_statement(key, conn.dialect, build).rows_of_many(conn, rows, execute_many)
         if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
             stmt = self._statement(
                 ("insert_many", table.name),
@@ -641,7 +787,7 @@ class SQLBackend:
 
     def _update_by_ids(
         self, conn: Connection, table: Table, ids: list[int], values: Mapping[str, Any]
-    ) -> list[Row[Any]]:
+    ) -> list[Sequence[Any]]:
         """Set ``values`` on the rows with these ids and return the rows as they now are.
 
         Without ``UPDATE … RETURNING`` the rows are read back in the same
@@ -652,6 +798,9 @@ class SQLBackend:
         if not values:
             return self._read_back(conn, table, ids)
         returning = bool(conn.dialect.update_returning)
+        if returning and len(ids) == 1:
+            key, build_one = _update_one(table, values)
+            return self._run(key, conn, build_one, {**values, "id_1": ids[0]})
 
         def build() -> Update:
             stmt = update(table).where(table.c.id.in_(_ids_bind(table))).values(_binds(table, values))
@@ -663,12 +812,12 @@ class SQLBackend:
             return list(result)
         return self._read_back(conn, table, ids)
 
-    def _read_back(self, conn: Connection, table: Table, ids: list[int]) -> list[Row[Any]]:
+    def _read_back(self, conn: Connection, table: Table, ids: list[int]) -> list[Sequence[Any]]:
         """The rows with these ids, in the order of ``ids``; missing ones left out."""
         stmt = self._statement(
             ("read_back", table.name), lambda: select(table).where(table.c.id.in_(_ids_bind(table)))
         )
-        found = {row._mapping[table.c.id]: row for row in conn.execute(stmt, {"id_1": ids})}
+        found = {row[0]: row for row in conn.execute(stmt, {"id_1": ids})}  # id is the first column
         return [found[i] for i in ids if i in found]
 
     # -- plumbing -----------------------------------------------------------------------
@@ -698,12 +847,15 @@ class SQLBackend:
         """Whether ``_update_by_ids`` of one id, and the claim, send one statement."""
         return bool(self.engine.dialect.update_returning)
 
-    @contextmanager
-    def _reading(self, *, one_statement: bool = False) -> Iterator[Connection]:
-        """A connection for reading; several statements share one transaction."""
-        engine = self._autocommit if one_statement and self._autocommit is not None else self.engine
-        with self._translating(), engine.connect() as conn:
-            yield conn
+    def _read(self, work: Callable[[Connection], _T], *, one_statement: bool = False) -> _T:
+        """``work(conn)`` on a reading connection (several statements share one
+        transaction); run once more on a new connection if the first one broke."""
+        try:
+            with self._connection(one_statement=one_statement, write=False) as conn:
+                return work(conn)
+        except ConnectionLostError:
+            with self._connection(one_statement=one_statement, write=False) as conn:
+                return work(conn)
 
     def _write(
         self,
@@ -717,13 +869,17 @@ class SQLBackend:
 
         With ``one_statement`` (``work`` sends exactly one statement) and the
         dialect's ``single_statement_autocommit``, that statement runs in
-        autocommit instead.
+        autocommit instead. A write whose connection breaks is not run again:
+        it may have been applied.
         """
         attempt = 1
         while True:
             try:
-                with self._writing(
-                    one_statement=one_statement, duplicate_job=duplicate_job, duplicate_queue=duplicate_queue
+                with self._connection(
+                    one_statement=one_statement,
+                    write=True,
+                    duplicate_job=duplicate_job,
+                    duplicate_queue=duplicate_queue,
                 ) as conn:
                     return work(conn)
             except DBAPIError as exc:
@@ -732,21 +888,47 @@ class SQLBackend:
                 attempt += 1
 
     @contextmanager
-    def _writing(
+    def _connection(
         self,
         *,
-        one_statement: bool = False,
+        one_statement: bool,
+        write: bool,
         duplicate_job: str | None = None,
         duplicate_queue: str | None = None,
     ) -> Iterator[Connection]:
-        """A write transaction, committed on success, with errors translated;
-        for ``one_statement`` where the dialect allows, an autocommit connection."""
-        if one_statement and self._autocommit is not None:
-            opened: Any = self._autocommit.connect()
-        else:
-            opened = self._writer.begin()
-        with self._translating(duplicate_job, duplicate_queue), opened as conn:
-            yield conn
+        """A pooled connection in a transaction, committed on success if ``write``;
+        for ``one_statement`` where the dialect allows, in autocommit instead.
+        Errors come out translated (``_translating``)."""
+        autocommit = one_statement and self._autocommit is not None
+        engine = self._autocommit if autocommit else self._writer if write else self.engine
+        try:
+            conn = engine.connect()  # type: ignore[union-attr]
+        except (DBAPIError, InvalidRequestError) as exc:
+            raise unavailable(self.url, exc) from exc
+        with self._translating(duplicate_job, duplicate_queue), conn:
+            if autocommit or not write:
+                yield conn
+            else:
+                with conn.begin():
+                    yield conn
+
+    def _check_out(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        """The pool's checkout event: a dead connection is replaced, not handed out."""
+        if not self.connection_alive(dbapi_connection):
+            raise DisconnectionError("the server closed this pooled connection")
+
+    def _handle_error(self, context: ExceptionContext) -> None:
+        """The engine's handle_error event: an error on a connection the server
+        closed is a disconnect even where the dialect's ``is_disconnect`` does
+        not say so, and the connection is then dropped from the pool."""
+        if context.is_disconnect or context.connection is None or context.is_pre_ping:
+            return
+        try:
+            dbapi_connection = context.connection.connection.dbapi_connection
+        except Exception:  # already closed or invalidated: nothing to tell
+            return
+        if dbapi_connection is not None and not self.connection_alive(dbapi_connection):
+            context.is_disconnect = True
 
     @contextmanager
     def _translating(
@@ -754,12 +936,15 @@ class SQLBackend:
     ) -> Iterator[None]:
         try:
             yield
-        except IntegrityError as exc:
-            constraint = self.violated_constraint(exc)
-            if constraint == UNIQUE_DIGEST_INDEX:
-                raise DuplicatedJobError(duplicate_job) from exc
-            if constraint == QUEUE_NAME_CONSTRAINT:
-                raise DuplicatedQueueError(duplicate_queue) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise lost(self.url, exc) from exc
+            if isinstance(exc, IntegrityError):
+                constraint = self.violated_constraint(exc)
+                if constraint == UNIQUE_DIGEST_INDEX:
+                    raise DuplicatedJobError(duplicate_job) from exc
+                if constraint == QUEUE_NAME_CONSTRAINT:
+                    raise DuplicatedQueueError(duplicate_queue) from exc
             raise
 
     def _new_job_values(self, job: NewJobData, now: datetime, argument: str) -> dict[str, Any]:
@@ -798,6 +983,42 @@ class SQLBackend:
         raise TypeError(f"{name} must be a str pattern, a list of str or None, not {type(value).__name__}")
 
 
+def _explicit_begin(isolation_level: Any) -> Callable[[Connection], None]:
+    """The engine's "begin" listener where the driver stays in autocommit:
+    it sends the BEGIN itself, except on the backend's autocommit view and on a
+    connection a caller switched to an isolation level of the driver's own."""
+    if isolation_level is None:
+        statement = "BEGIN"
+    elif isinstance(isolation_level, str) and isolation_level.upper() in TRANSACTION_ISOLATION_LEVELS:
+        statement = f"BEGIN ISOLATION LEVEL {isolation_level.upper()}"
+    else:
+        raise ValueError(
+            f"isolation_level must be one of {', '.join(TRANSACTION_ISOLATION_LEVELS)}; got {isolation_level!r}"
+        )
+
+    def begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get("sidequest_autocommit") or options.get("isolation_level", "AUTOCOMMIT") != "AUTOCOMMIT":
+            return
+        send_begin(conn, statement)
+
+    return begin
+
+
+def send_begin(conn: Connection, statement: str) -> None:
+    """Send ``statement`` (a BEGIN) straight to the driver, from a "begin" listener.
+
+    Straight, because SQLAlchemy's execution path would cost a write
+    transaction more client CPU than the BEGIN itself; ``before_cursor_execute``
+    listeners do not see it (the database's own trace does).
+    """
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
 def _before(now: datetime, milliseconds: int) -> datetime:
     """``now`` minus ``milliseconds``, clamped to the range of datetime."""
     try:
@@ -811,25 +1032,50 @@ def _binds(table: Table, keys: Iterable[str]) -> dict[str, Any]:
     return {key: bindparam(key, type_=table.c[key].type) for key in keys}
 
 
+def _insert_one(table: Table, values: Mapping[str, Any]) -> tuple[Hashable, Callable[[], Insert]]:
+    """The cache key and builder of the INSERT … RETURNING of one row with these keys."""
+    keys = frozenset(values)
+    return ("insert_returning", table.name, keys), lambda: insert(table).values(_binds(table, keys)).returning(*table.c)
+
+
+def _update_one(table: Table, values: Mapping[str, Any]) -> tuple[Hashable, Callable[[], Update]]:
+    """The cache key and builder of the UPDATE … RETURNING of these columns of the row ``id_1``."""
+    keys = frozenset(values)
+
+    def build() -> Update:
+        return update(table).where(table.c.id == _id_bind(table)).values(_binds(table, keys)).returning(*table.c)
+
+    return ("update_one", table.name, keys), build
+
+
+def _id_bind(table: Table) -> Any:
+    """The one id of an ``id = …``, passed as ``id_1``."""
+    return bindparam("id_1", type_=table.c.id.type)
+
+
 def _ids_bind(table: Table) -> Any:
     """The list of ids of an ``id IN (…)``, passed as ``id_1``."""
     return bindparam("id_1", type_=table.c.id.type, expanding=True)
 
 
-def _one_or_none(rows: list[Row[Any]]) -> Row[Any] | None:
+def _one_or_none(rows: list[Sequence[Any]]) -> Sequence[Any] | None:
     return rows[0] if rows else None
 
 
-def _job(row: Row[Any]) -> JobData:
-    mapping = row._mapping
-    return JobData(**{field: mapping[column] for column, field in _JOB_COLUMNS})
+def _job(row: Sequence[Any]) -> JobData:
+    """A job from every column of ``jobs`` in table order: a Row, or a driver's tuple."""
+    return JobData(*map(row.__getitem__, _JOB_FIELD_POSITIONS))
 
 
-_JOB_COLUMNS = [(jobs.c[key], key) for key in JOB_FIELD_OF_COLUMN.values()]
+def _queue(row: Sequence[Any]) -> QueueConfig:
+    """A queue from every column of ``queues`` in table order."""
+    return QueueConfig(**dict(zip(_QUEUE_KEYS, row, strict=True)))
 
 
-def _queue(row: Row[Any]) -> QueueConfig:
-    return QueueConfig(**row._asdict())
+_JOB_KEYS = tuple(column.key for column in jobs.c)
+# Where each of JobData's fields, in its own order, is in a row of the table.
+_JOB_FIELD_POSITIONS = tuple(_JOB_KEYS.index(field.name) for field in dataclasses.fields(JobData))
+_QUEUE_KEYS = tuple(column.key for column in queues.c)
 
 
 def _counts_fields(counts: JobCounts) -> dict[str, int]:

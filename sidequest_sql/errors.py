@@ -5,7 +5,16 @@
     ├── DuplicatedQueueError      a queue of that name exists
     ├── JobNotFoundError          (also LookupError) no job has that id
     ├── QueueNotFoundError        (also LookupError) no queue has that id
-    └── UnsupportedDatabaseError  no dialect is registered for a URL's scheme
+    ├── UnsupportedDatabaseError  no dialect is registered for a URL's scheme
+    └── DatabaseUnavailableError  the database could not be reached: nothing was sent
+        └── ConnectionLostError   the connection broke during the operation
+
+Both connection errors are worth retrying once the database is back, and the
+backend needs no recreating: a broken connection is never handed out again.
+After a ``ConnectionLostError`` a write may or may not have been applied (the
+commit's answer was lost); a claim's jobs are then either still waiting or
+claimed once, and show up in ``stale_jobs`` in time. An enqueue that must not
+run twice when retried carries a ``unique_digest``.
 
 Bad arguments raise the builtin ValueError or TypeError instead, before
 anything is written. Database errors are translated where they cross into the
@@ -40,3 +49,15 @@ class QueueNotFoundError(SidequestError, LookupError):
 
 class UnsupportedDatabaseError(SidequestError):
     """No dialect is registered for this database URL's scheme."""
+
+
+class DatabaseUnavailableError(SidequestError):
+    """The database could not be reached; nothing was sent, so retrying is safe."""
+
+
+class ConnectionLostError(DatabaseUnavailableError):
+    """The connection to the database broke during the operation.
+
+    A read is retried once on a new connection before this is raised; a write
+    is not, since it may have been applied before the connection broke.
+    """

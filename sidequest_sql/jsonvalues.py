@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 _EXACT_FLOAT_LIMIT = 2**53
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-# Python's json recursion bounds the depth it can write and read back.
-MAX_DEPTH = 256
-# Python refuses to print an int of more than 4300 digits.
-_HUGE_INT = 10**4000
+# MariaDB's JSON columns check their documents with JSON_VALID, which refuses
+# 32 or more nested arrays and objects.
+MAX_DEPTH = 31
+# SQLite keeps a JSON document that is one number as a number, a double: an
+# int beyond a double's range would come back as infinity (as Node's
+# JSON.parse reads it, too).
+_LARGEST_INT = int(sys.float_info.max)
 
 
 def check_json(value: Any, argument: str) -> None:
@@ -30,8 +34,8 @@ def check_json(value: Any, argument: str) -> None:
         if item is None or isinstance(item, bool):
             continue
         if isinstance(item, int):
-            if abs(item) >= _HUGE_INT:
-                raise ValueError(f"{where} is an int of more than 4000 digits")
+            if abs(item) > _LARGEST_INT:
+                raise ValueError(f"{where} is an int beyond the range of a double (about 1.8e308)")
             continue
         if isinstance(item, (list, dict)) and depth >= MAX_DEPTH:
             raise ValueError(f"{argument} is nested more than {MAX_DEPTH} levels deep")
@@ -59,7 +63,7 @@ def check_storable_text(text: str, where: str) -> None:
     """Refuse text no database stores: NUL characters and lone surrogates."""
     if "\x00" in text:
         raise ValueError(f"{where} contains a NUL character, which databases cannot store")
-    if _SURROGATE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):
         raise ValueError(f"{where} contains a lone surrogate, which is not text a database can store")
 
 

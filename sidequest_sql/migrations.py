@@ -41,7 +41,7 @@ def script_directory() -> ScriptDirectory:
 def upgrade(backend: SQLBackend) -> list[str]:
     """Bring ``backend``'s schema to head; return the revisions applied, in order."""
     applied: list[str] = []
-    with _lock, backend._writing() as conn:
+    with _lock, backend._connection(one_statement=False, write=True) as conn:
         if backend.schema is not None:
             conn.execute(CreateSchema(backend.schema, if_not_exists=True))
         _adopt_sidequest_tables(conn, backend.schema)
@@ -53,7 +53,7 @@ def upgrade(backend: SQLBackend) -> list[str]:
 
 def downgrade_one(backend: SQLBackend) -> str | None:
     """Undo the newest applied revision; return its id, or None if none is applied."""
-    with _lock, backend._writing() as conn:
+    with _lock, backend._connection(one_statement=False, write=True) as conn:
         current = current_revision(conn, backend.schema)
         if current is None:
             return None

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import UnsupportedDatabaseError
 
@@ -51,10 +51,14 @@ def register_dialect(scheme: str, backend: str | type[SQLBackend]) -> None:
 
 def parse_url(url: str | URL) -> URL:
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError):
         # The text may hold a password: never repeat it.
         raise ValueError("url is not a database URL of the form scheme://user@host/database") from None
+    if parsed.host and "@" in parsed.host:
+        # A password with an "@" left unescaped: its end would be taken for the host, and shown.
+        raise ValueError("url has an '@' in its host name; write an '@' in a password as %40")
+    return parsed
 
 
 def dialect_for(url: str | URL) -> type[SQLBackend]:
@@ -85,9 +89,17 @@ def create_backend(
     if url is None:
         url = os.environ.get(URL_VARIABLE) or DEFAULT_URL
     backend_class = dialect_for(url)
-    return backend_class(
-        parse_url(url), schema=schema, worker_name=worker_name, clock=clock, **engine_options
-    )
+    parsed = parse_url(url)
+    try:
+        return backend_class(parsed, schema=schema, worker_name=worker_name, clock=clock, **engine_options)
+    except NoSuchModuleError:
+        raise UnsupportedDatabaseError(f"SQLAlchemy has no dialect for the scheme {parsed.drivername!r}") from None
+    except ArgumentError as exc:
+        # SQLAlchemy refuses some URLs (and engine options) only as it builds the engine.
+        reason = str(exc).strip().splitlines()[0]
+        if parsed.password:
+            reason = reason.replace(str(parsed.password), "***")
+        raise ValueError(f"url or engine options refused by SQLAlchemy: {reason}") from None
 
 
 def _load(target: str | type[SQLBackend]) -> type[SQLBackend]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from rich.text import Text
 from sidequest_sql.errors import JobNotFoundError
 from sidequest_sql.records import JOB_STATES
 from sidequest_sql.registry import DEFAULT_URL, URL_VARIABLE, create_backend, dialect_for, parse_url
+from sidequest_sql.testing import URL_VARIABLE as CONTRACT_URL_VARIABLE
 
 from . import chart, cleanup, render, transitions
 from .failures import Failure, translated
@@ -561,7 +563,7 @@ def contract(yes: bool, url: str, pytest_args: tuple[str, ...]) -> None:
 
     The suite empties the sidequest tables of that database: point it at a
     scratch one. The same as
-    `pytest --pyargs sidequest_sql.testing --sidequest-url URL`.
+    `SIDEQUEST_CONTRACT_URL=URL pytest --pyargs sidequest_sql.testing`.
     Example: sidequest-sql contract --yes sqlite:///scratch.sqlite -x -q
     """
     dialect_for(url)
@@ -570,8 +572,10 @@ def contract(yes: bool, url: str, pytest_args: tuple[str, ...]) -> None:
     if missing:
         raise Failure(f"the contract suite needs {' and '.join(missing)}: pip install 'sidequest-sql[test]'.")
     confirm(f"The contract suite empties the sidequest tables of {shown}. Go on?", yes)
-    command = [sys.executable, "-m", "pytest", "--pyargs", "sidequest_sql.testing", "--sidequest-url", url]
-    status = subprocess.run([*command, *pytest_args], check=False).returncode
+    # The URL goes in the environment: in the arguments, its password would show in the process list.
+    command = [sys.executable, "-m", "pytest", "--pyargs", "sidequest_sql.testing"]
+    environment = {**os.environ, CONTRACT_URL_VARIABLE: url}
+    status = subprocess.run([*command, *pytest_args], check=False, env=environment).returncode
     if status == 0:
         return
     if status == 4:

@@ -18,6 +18,16 @@
   so that the column default ``CURRENT_TIMESTAMP`` is UTC as well.
 - MariaDB stores JSON as text (the canonical text this library writes, which
   is what ``args=`` compares); MySQL's native JSON is compared as JSON.
+- A pooled connection the server closed while it sat idle (``KILL``,
+  ``wait_timeout``, a restart) is noticed as it leaves the pool and replaced.
+- Parameters go out as plain values (an enum member as its value), and a
+  statement longer than the server's ``max_allowed_packet`` (16 MiB by
+  default on MariaDB, 64 MiB on MySQL 8, counted after escaping) is refused
+  with ``ValueError`` before it is sent (``mysql_parameters``).
+- The counts per state read a ``(queue, state)`` index, but MariaDB cannot
+  index an expression, so ``count_jobs(since=…, until=…)`` and
+  ``count_jobs_over_time`` read the whole table (on MySQL 8 too: one schema
+  serves both).
 - ``schema=`` is not supported: a MySQL schema is a database, name it in the URL.
 """
 
@@ -27,7 +37,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, cast, event, func, literal, literal_column, type_coerce
+from sqlalchemy import ColumnElement, bindparam, cast, event, func, literal_column, type_coerce
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -35,7 +45,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..base import SQLBackend, TimeUnit
+from ..connections import socket_readable
 from ..schema import Timestamp
+from . import mysql_parameters
 
 _BUCKET_FORMATS = {"m": "'%Y-%m-%d %H:%i:00'", "h": "'%Y-%m-%d %H:00:00'", "d": "'%Y-%m-%d 00:00:00'"}
 # MySQL 8 writes the key as "table.key"; MariaDB as "key".
@@ -63,13 +75,23 @@ class MySQLBackend(SQLBackend):
             cursor.execute("SET time_zone = '+00:00'")
             cursor.close()
 
+        mysql_parameters.install(engine)
+
+    def connection_alive(self, dbapi_connection: Any) -> bool:
+        # A server that killed or timed out an idle connection has hung up on it.
+        sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL's; None once closed
+        if sock is None:
+            return not hasattr(dbapi_connection, "_sock")  # another driver: trusted
+        return not socket_readable(sock.fileno())
+
     def time_bucket(self, moment: ColumnElement[datetime], unit: TimeUnit) -> ColumnElement[datetime]:
         # A literal format, not a parameter: GROUP BY must see the same expression as SELECT.
         start = func.date_format(moment, literal_column(_BUCKET_FORMATS[unit]))
         return type_coerce(cast(start, DATETIME(fsp=6)), Timestamp())
 
     def json_equals(self, column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
-        return column == JSONDocument(literal(value, column.type))
+        # Named after the column, so that a refusal of an over-long statement names the argument.
+        return column == JSONDocument(bindparam(column.key, value, type_=column.type, unique=True))
 
     def violated_constraint(self, error: IntegrityError) -> str | None:
         args = error.orig.args if error.orig is not None else ()

@@ -3,7 +3,15 @@
 - Every connection runs in WAL mode with ``synchronous=NORMAL`` (a power cut
   may lose the last transactions, never corrupt the file; pass
   ``sqlite_synchronous="FULL"`` to ``create_backend`` for full durability), a
-  30 s busy timeout and foreign keys on.
+  30 s busy timeout and foreign keys on. WAL is recorded in the file itself:
+  from the first connection on, every connection to it (another process, the
+  ``sqlite3`` shell) uses it too; ``synchronous`` is per connection, and
+  NORMAL only on the backend's own.
+- The counts per state read a ``(queue, state)`` index instead of the table,
+  and time-bounded counts an index on the time a job counts at. Nothing runs
+  ``ANALYZE``: without statistics SQLite takes the index for any window, so
+  ``count_jobs_over_time`` over a window holding most of the table costs
+  somewhat more than reading the table would.
 - Writes begin with ``BEGIN IMMEDIATE``: a writer takes the file's write lock
   first and waits for it under the busy timeout, so a claim never reads rows
   another process is about to take, and "database is locked" does not escape
@@ -26,7 +34,8 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
-from ..base import SQLBackend, TimeUnit
+from ..base import SQLBackend, TimeUnit, send_begin
+from ..driver import execute_each
 from ..schema import Timestamp, metadata
 
 _BUCKET_FORMATS = {
@@ -40,7 +49,16 @@ BUSY_TIMEOUT_MS = 30_000
 
 
 class SQLiteBackend(SQLBackend):
+    direct_execution = True
+    # sqlite3 has no batch that returns rows; its statement cache makes one
+    # INSERT … RETURNING per job, in the batch's transaction, cheaper than
+    # SQLAlchemy's insertmanyvalues, which sends one statement per row here too.
+    execute_many_returning = execute_each
+    supports_skip_locked = False
+
     def __init__(self, url: str | URL, *, sqlite_synchronous: str = "NORMAL", **options: Any) -> None:
+        if not isinstance(sqlite_synchronous, str):
+            raise TypeError(f"sqlite_synchronous must be a str such as 'FULL', not {type(sqlite_synchronous).__name__}")
         if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA; got {sqlite_synchronous!r}")
         self._synchronous = sqlite_synchronous.upper()
@@ -76,7 +94,7 @@ class SQLiteBackend(SQLBackend):
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             write = conn.get_execution_options().get("sidequest_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            send_begin(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
 
     def lock_for_claim(self, candidates: Select[Any]) -> Select[Any]:
         # No row locks: BEGIN IMMEDIATE already gives the claim the whole file.

@@ -7,7 +7,7 @@ otherwise appear in every project that has sidequest_sql installed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,11 +18,15 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def backend(sidequest_url: str, sidequest_clock: ManualClock) -> Iterator[SQLBackend]:
+def backend(
+    sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+) -> Iterator[SQLBackend]:
     """A migrated, empty backend on ``sidequest_url`` whose time is ``sidequest_clock``."""
     from sidequest_sql import create_backend
 
-    store = create_backend(sidequest_url, clock=sidequest_clock, worker_name="contract-worker")
+    store = create_backend(
+        sidequest_url, clock=sidequest_clock, worker_name="contract-worker", **sidequest_engine_options
+    )
     store.migrate()
     store.truncate()
     try:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import URL_VARIABLE
+
 if TYPE_CHECKING:
     from .clock import ManualClock
 
@@ -62,17 +64,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--sidequest-url",
         action="store",
         default=None,
-        help="database URL the sidequest_sql contract suite runs against (its tables are emptied)",
+        help=f"database URL the sidequest_sql contract suite runs against (its tables are emptied); "
+        f"default ${URL_VARIABLE}",
     )
 
 
 @pytest.fixture
 def sidequest_url(request: pytest.FixtureRequest) -> str:
     """The database under test; override this fixture to point the suite elsewhere."""
-    url = request.config.getoption("--sidequest-url")
+    url = request.config.getoption("--sidequest-url") or os.environ.get(URL_VARIABLE)
     if not url:
-        pytest.skip("the contract suite needs a database: pass --sidequest-url URL")
+        pytest.skip(f"the contract suite needs a database: pass --sidequest-url URL or set {URL_VARIABLE}")
     return str(url)
+
+
+@pytest.fixture
+def sidequest_engine_options() -> dict[str, Any]:
+    """``create_engine`` options for the backends the suite works with; override to add some.
+
+    Behind PgBouncer in transaction pooling mode, for instance,
+    ``{"connect_args": {"prepare_threshold": None}}``.
+    """
+    return {}
 
 
 @pytest.fixture

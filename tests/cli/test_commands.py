@@ -345,8 +345,8 @@ def test_bad_urls_are_bad_usage(invoke: Invoke) -> None:
 @pytest.mark.parametrize("command", [["jobs"], ["migrate"], ["queues"], ["stats"], ["job", "1"]])
 def test_a_failed_connection_hides_the_password(invoke: Invoke, command: list[str]) -> None:
     result = invoke("--url", "postgresql://ops:hunter2secret@127.0.0.1:1/app", *command, with_url=False)
-    refused(result, "could not use the database at postgresql", "***")
-    assert "hunter2secret" not in result.stderr
+    refused(result, "could not connect to the postgresql database app at 127.0.0.1:1", "Connection refused")
+    assert "hunter2secret" not in result.stderr and "ops" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -356,18 +356,20 @@ def test_a_failed_connection_hides_the_password(invoke: Invoke, command: list[st
 def test_contract_passes_the_suite_outcome_on(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch, status: int, exit_code: int, message: str
 ) -> None:
-    calls: list[list[str]] = []
+    calls: list[tuple[list[str], dict[str, str]]] = []
 
-    def fake_run(command: list[str], check: bool) -> subprocess.CompletedProcess[str]:
-        calls.append(command)
+    def fake_run(command: list[str], check: bool, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        calls.append((command, env))
         return subprocess.CompletedProcess(command, status)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    result = invoke("contract", "--yes", "sqlite:///scratch.sqlite", "-k", "claims", "-x", with_url=False)
+    url = "postgresql://ops:s3cret@127.0.0.1:1/scratch"
+    result = invoke("contract", "--yes", url, "-k", "claims", "-x", with_url=False)
     assert result.exit_code == exit_code and message in result.stderr
-    assert calls[0][1:] == [
-        "-m", "pytest", "--pyargs", "sidequest_sql.testing", "--sidequest-url", "sqlite:///scratch.sqlite", "-k", "claims", "-x",
-    ]
+    [(command, env)] = calls
+    assert command[1:] == ["-m", "pytest", "--pyargs", "sidequest_sql.testing", "-k", "claims", "-x"]
+    # In the environment, not the arguments, where the process list would show the password.
+    assert env["SIDEQUEST_CONTRACT_URL"] == url and not any("s3cret" in part for part in command)
 
 
 def test_contract_refuses_an_unknown_scheme(invoke: Invoke) -> None:

@@ -71,9 +71,9 @@ def test_colour_only_when_asked_and_never_with_no_color(sqlite_url: str) -> None
 def test_a_failed_connection_is_one_sentence_without_the_password() -> None:
     result = run("--url", "postgresql://ops:hunter2secret@127.0.0.1:1/app", "stale", "--release")
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.startswith("Error: could not use the database at postgresql")
+    assert result.stderr.startswith("Error: could not connect to the postgresql database app at 127.0.0.1:1")
     assert result.stderr.count("\n") == 1
-    assert "hunter2secret" not in result.stderr and "***" in result.stderr
+    assert "hunter2secret" not in result.stderr and "ops" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -6,6 +6,7 @@ other suites keep in ``public``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,12 @@ from alembic.runtime.migration import MigrationContext
 import sidequest_sql as sq
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.schema import VERSION_TABLE, metadata
+
+# What SQLAlchemy and alembic say when SQLite's reflection skips an index on an expression.
+_UNREFLECTED_EXPRESSION_INDEX = (
+    (sa.exc.SAWarning, "Skipped unsupported reflection of expression-based index"),
+    (UserWarning, "autogenerate skipping metadata-specified expression-based index"),
+)
 
 
 @dataclass
@@ -58,8 +65,15 @@ class Database:
             return set(sa.inspect(conn).get_table_names())
 
     def schema_differences(self) -> list[Any]:
-        """What alembic autogenerate finds between the database and ``schema.metadata``."""
-        with self.engine.connect() as conn:
+        """What alembic autogenerate finds between the database and ``schema.metadata``.
+
+        SQLite's reflection cannot read an index on an expression, so there
+        such indexes are compared by the ``CREATE INDEX`` SQLite keeps.
+        """
+        with self.engine.connect() as conn, warnings.catch_warnings():
+            if self.dialect == "sqlite":
+                for category, message in _UNREFLECTED_EXPRESSION_INDEX:
+                    warnings.filterwarnings("ignore", message, category)
             context = MigrationContext.configure(
                 conn,
                 opts={
@@ -70,10 +84,30 @@ class Database:
                     "compare_server_default": True,
                 },
             )
-            return compare_metadata(context, metadata)
+            differences: list[Any] = compare_metadata(context, metadata)
+            if self.dialect == "sqlite":
+                differences += _sqlite_expression_index_differences(conn)
+            return differences
 
     def close(self) -> None:
         for store in self._backends:
             store.close()
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _sqlite_expression_index_differences(conn: sa.Connection) -> list[Any]:
+    """Expression indexes of ``metadata`` that SQLite lacks or defines otherwise, as alembic reports them."""
+    stored = {name: sql for name, sql in conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))}
+    differences: list[Any] = []
+    for table in metadata.tables.values():
+        for index in sorted(table.indexes, key=lambda index: str(index.name)):
+            if not any(not isinstance(e, sa.Column) for e in index.expressions):
+                continue
+            expected = " ".join(str(sa.schema.CreateIndex(index).compile(dialect=conn.dialect)).split())
+            found = stored.get(index.name)
+            if found is None:
+                differences.append(("add_index", index))
+            elif " ".join(found.split()) != expected:
+                differences += [("remove_index", index), ("add_index", index)]
+    return differences

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from sidequest_sql import DuplicatedJobError, NewJobData
 from sidequest_sql.migrations import script_directory
-from sidequest_sql.schema import CLAIM_INDEX, VERSION_TABLE, jobs, queues
+from sidequest_sql.schema import CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX, VERSION_TABLE, jobs, queues
 
 from migration_database import Database
 
-REVISIONS = ["0001", "0002", "0003"]
+REVISIONS = ["0001", "0002", "0003", "0004"]
 TABLES = {queues.name, jobs.name}
 
 
@@ -55,11 +55,13 @@ def test_the_comparison_sees_a_missing_revision(database: Database) -> None:
     # Guards the test above against an autogenerate comparison that sees nothing.
     store = database.backend()
     store.migrate()
+    assert store.rollback_migration() == "0004"
     assert store.rollback_migration() == "0003"
 
     differences = database.schema_differences()
 
-    assert [(d[0], d[1].name) for d in differences] == [("add_index", CLAIM_INDEX)]
+    missing = [CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX]
+    assert sorted((d[0], d[1].name) for d in differences) == [("add_index", name) for name in missing]
 
 
 def test_migrate_twice_applies_nothing_the_second_time(database: Database) -> None:
@@ -108,9 +110,10 @@ def test_a_job_written_at_head_survives_rolling_back_the_claim_index(database: D
         NewJobData("mail", "send.js", "Send", args=[1, {"to": "a@b"}], retry_delay=5, backoff_strategy="fixed")
     )
 
+    assert store.rollback_migration() == "0004"
     assert store.rollback_migration() == "0003"
     assert store.get_job(job.id) == job
-    assert store.migrate() == ["0003"]
+    assert store.migrate() == ["0003", "0004"]
 
     assert store.get_job(job.id) == job
     (claimed,) = store.claim_pending_job("mail")
@@ -127,6 +130,7 @@ def test_rows_survive_rolling_back_the_backoff_columns(database: Database) -> No
         NewJobData("mail", "send.js", "Send", args=["x"], unique_digest="d1", retry_delay=5, backoff_strategy="fixed")
     )
 
+    assert store.rollback_migration() == "0004"
     assert store.rollback_migration() == "0003"
     assert store.rollback_migration() == "0002"
     with database.engine.connect() as conn:
@@ -135,7 +139,7 @@ def test_rows_survive_rolling_back_the_backoff_columns(database: Database) -> No
     assert {"retry_delay", "backoff_strategy"}.isdisjoint(columns)
     assert tuple(row) == (job.id, "mail", "Send", "d1")
 
-    assert store.migrate() == ["0002", "0003"]
+    assert store.migrate() == ["0002", "0003", "0004"]
 
     # The dropped columns come back with their defaults; everything else is as it was.
     assert store.get_job(job.id) == dataclasses.replace(job, retry_delay=None, backoff_strategy="exponential")
@@ -148,8 +152,8 @@ def test_rebuilt_tables_keep_the_partial_unique_index(database: Database) -> Non
     store = database.backend()
     store.migrate()
     store.create_new_job(NewJobData("q", "s.js", "C", unique_digest="taken"))
-    store.rollback_migration()
-    store.rollback_migration()
+    for _ in range(3):
+        store.rollback_migration()
     store.migrate()
 
     with pytest.raises(DuplicatedJobError):
@@ -194,11 +198,11 @@ def test_an_applications_alembic_version_is_left_untouched(database: Database) -
     store = database.backend()
 
     assert store.migrate() == REVISIONS
-    assert store.rollback_migration() == "0003"
-    assert store.migrate() == ["0003"]
+    assert store.rollback_migration() == REVISIONS[-1]
+    assert store.migrate() == REVISIONS[-1:]
 
     with database.engine.connect() as conn:
         assert list(conn.scalars(sa.text("SELECT version_num FROM alembic_version"))) == ["app_rev_42"]
-    assert version_rows(database) == ["0003"]
+    assert version_rows(database) == REVISIONS[-1:]
     # The application's own table is not taken for a difference of ours either.
     assert [d for d in database.schema_differences() if d[0] != "remove_table"] == []

@@ -30,7 +30,7 @@ def test_every_postgres_scheme_uses_psycopg_3(
         assert backend.engine.dialect.driver == "psycopg"
         assert backend.engine.url.drivername == "postgresql+psycopg"
 
-        assert backend.migrate() == ["0001", "0002", "0003"]
+        assert backend.migrate() == ["0001", "0002", "0003", "0004"]
         assert backend.create_new_queue("default").name == "default"
         with backend.engine.connect() as conn:
             assert isinstance(conn.connection.dbapi_connection, psycopg.Connection)

@@ -12,11 +12,13 @@ from sidequest_node_schema import MIGRATION_NAMES, create_node_tables
 
 from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
-from sidequest_sql.schema import CLAIM_INDEX, UNIQUE_DIGEST_INDEX, VERSION_TABLE
+from sidequest_sql.schema import CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX, UNIQUE_DIGEST_INDEX, VERSION_TABLE
 
 pytestmark = pytest.mark.postgres
 
 TABLES = ("sidequest_queues", "sidequest_jobs")
+# The indexes this library adds to Node's tables.
+OUR_INDEXES = {CLAIM_INDEX, QUEUE_STATE_INDEX, COUNTED_AT_INDEX}
 
 
 def columns(conn: sa.Connection, schema: str) -> set[tuple[object, ...]]:
@@ -84,9 +86,9 @@ def test_the_unique_index_and_constraints_equal_node_sidequests(
 
     assert our_indexes[UNIQUE_DIGEST_INDEX] == node_indexes[UNIQUE_DIGEST_INDEX]
     assert "WHERE (unique_digest IS NOT NULL)" in our_indexes[UNIQUE_DIGEST_INDEX]
-    # Every index of Node's is there, the same; ours adds only the claim index.
+    # Every index of Node's is there, the same; ours adds only its own indexes.
     assert {name: our_indexes[name] for name in node_indexes} == node_indexes
-    assert set(our_indexes) - set(node_indexes) == {CLAIM_INDEX}
+    assert set(our_indexes) - set(node_indexes) == OUR_INDEXES
     node_tables = {c for c in node_constraints if c[0] in TABLES}
     assert {c for c in our_constraints if c[0] in TABLES} == node_tables
 
@@ -133,7 +135,7 @@ def rows(conn: sa.Connection, schema: str) -> dict[str, list[tuple[object, ...]]
 
 @pytest.mark.parametrize(
     ("node_migrations", "applied"),
-    [(3, ["0003"]), (2, ["0002", "0003"])],
+    [(3, ["0003", "0004"]), (2, ["0002", "0003", "0004"])],
     ids=["with-backoff-columns", "without-backoff-columns"],
 )
 def test_node_tables_are_adopted_with_their_rows(
@@ -162,8 +164,8 @@ def test_node_tables_are_adopted_with_their_rows(
         assert "alembic_version" not in oids_after
     # Nothing was dropped and made again: every relation Node made is the very same one.
     assert {name: oids_after[name] for name in oids_before} == oids_before
-    assert set(oids_after) - set(oids_before) >= {VERSION_TABLE, CLAIM_INDEX}
-    assert version == ["0003"]
+    assert set(oids_after) - set(oids_before) >= {VERSION_TABLE, *OUR_INDEXES}
+    assert version == ["0004"]
 
     # The adopted rows are read and claimed like any other.
     assert [q.name for q in backend.list_queues()] == ["mail", "default"]

@@ -89,8 +89,7 @@ def new_job(i: int, **fields: Any) -> NewJobData:
 
 @pytest.fixture
 def backend(make_backend: Callable[..., SQLBackend], new_schema: Callable[..., str]) -> SQLBackend:
-    # Batches of at most 3 rows per INSERT, so that a batch of 7 takes three statements.
-    made = make_backend(new_schema(), insertmanyvalues_page_size=3)
+    made = make_backend(new_schema())
     made.migrate()
     return made
 
@@ -127,8 +126,10 @@ def test_a_batch_of_several_inserts_is_one_transaction(backend: SQLBackend) -> N
     with server_messages(backend) as sent:
         jobs = backend.create_new_jobs([new_job(i) for i in range(7)])
     assert [job.args for job in jobs] == [[i] for i in range(7)]
-    assert len(sent) == 5, sent  # BEGIN, three INSERTs, COMMIT
+    # BEGIN, the one-row INSERT once per job (psycopg pipelines them), COMMIT.
+    assert len(sent) == 9, sent
     assert sent[0].startswith("BEGIN") and sent[-1] == "COMMIT", sent
+    assert len(set(sent[1:-1])) == 1 and sent[1].startswith("INSERT INTO"), sent
     assert len(transaction_commands(sent)) == 2, sent
 
 
@@ -169,5 +170,7 @@ def test_the_caller_isolation_level_is_kept_for_transactions(
     backend.create_new_job(new_job(0))  # autocommit
     with backend.engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "repeatable read"
-        assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+        # The driver stays in autocommit; the backend began this transaction itself.
+        assert conn.connection.dbapi_connection.autocommit is True  # type: ignore[union-attr]
+        assert conn.connection.dbapi_connection.info.transaction_status.name == "INTRANS"  # type: ignore[union-attr]
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, event, literal, select
+from sqlalchemy import Select, literal, select
 
 import sidequest_sql as sq
 from sidequest_sql.base import SQLBackend, finished_moment
@@ -105,13 +105,13 @@ def test_sqlite_claim_runs_as_one_immediate_write_transaction() -> None:
         backend.migrate()
         job = backend.create_new_job(sq.NewJobData(queue="default", script="s.js", job_class="Echo"))
         sent: list[str] = []
-
-        @event.listens_for(backend._root_engine, "before_cursor_execute")
-        def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            sent.append(" ".join(statement.split()))
+        with backend.engine.connect() as conn:  # sqlite:// has one connection, shared
+            sqlite_connection: Any = conn.connection.dbapi_connection
+        sqlite_connection.set_trace_callback(lambda statement: sent.append(" ".join(statement.split())))
 
         [claimed] = backend.claim_pending_job("default")
         assert claimed.id == job.id
+        sqlite_connection.set_trace_callback(None)
     assert sent[0] == "BEGIN IMMEDIATE"
     data = [sql for sql in sent[1:] if sql not in ("COMMIT", "ROLLBACK")]
     assert len(data) == 1 and data[0].startswith("WITH claimable") and " RETURNING " in data[0]
@@ -124,7 +124,7 @@ def test_sqlite_claim_runs_as_one_immediate_write_transaction() -> None:
 @pytest.mark.parametrize(("unit", "field"), [("m", "minute"), ("h", "hour"), ("d", "day")])
 def test_postgres_time_bucket_is_date_trunc_in_utc(postgres: SQLBackend, unit: str, field: str) -> None:
     sql = sql_of(postgres, select(postgres.time_bucket(finished_moment(), unit)), literal_binds=True)  # type: ignore[arg-type]
-    assert re.search(rf"date_trunc\('{field}', coalesce\(.*\), 'UTC'\)", sql), sql
+    assert re.search(rf"date_trunc\('{field}', timezone\('UTC', coalesce\(.*\)\)\)", sql), sql
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def test_claim_candidates_lock_with_skip_locked(backend: MySQLBackend, dialect: 
 def test_time_bucket_formats_and_casts_back(backend: MySQLBackend, unit: str, fmt: str) -> None:
     bucket = backend.time_bucket(finished_moment(), unit)  # type: ignore[arg-type]
     text = sql(bucket)
-    assert text.startswith(f"CAST(date_format(coalesce(sidequest_jobs.completed_at, ")
+    assert text.startswith("CAST(date_format(coalesce(sidequest_jobs.completed_at, ")
     assert text.endswith(f"'{fmt}') AS DATETIME(6))")
 
 

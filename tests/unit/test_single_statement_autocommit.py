@@ -34,8 +34,15 @@ def test_postgres_autocommit_view_shares_the_pool() -> None:
     backend = PostgresBackend("postgresql://user@localhost/nothing", schema="s")
     assert backend._autocommit is not None
     assert backend._autocommit.pool is backend.engine.pool
+    # The driver stays in autocommit; the view only tells the backend to send no BEGIN.
     options = backend._autocommit.get_execution_options()
-    assert options["isolation_level"] == "AUTOCOMMIT"
+    assert options["sidequest_autocommit"] is True
     assert options["schema_translate_map"] == {None: "s"}
     assert backend._one_statement_update() and backend._one_statement_insert(1)
     assert not backend._one_statement_insert(2)
+
+
+@pytest.mark.parametrize("level", ["AUTOCOMMIT", "serializable;", 3])
+def test_postgres_refuses_an_isolation_level_it_cannot_begin_with(level: object) -> None:
+    with pytest.raises(ValueError, match="isolation_level must be one of"):
+        PostgresBackend("postgresql://user@localhost/nothing", isolation_level=level)

@@ -1,0 +1,154 @@
+"""Statements compiled once and run straight on the driver's cursor.
+
+On the hot operations (enqueue one job, claim, update a job, get a job) the
+client CPU SQLAlchemy spends around each execution (an execution context,
+result metadata, row objects, events) was more than twice what the driver
+spends. A ``DriverStatement`` is a Core statement compiled once, for the
+backend's dialect and schema, with SQLAlchemy's own bind and result
+processors; it runs on the DBAPI cursor of a connection checked out through
+SQLAlchemy's pool, inside whatever transaction the backend began. Driver
+errors come out as SQLAlchemy's ``DBAPIError`` family and a broken connection
+is invalidated, as on the ordinary path, so the rest of the backend cannot
+tell the difference.
+
+Listeners of ``before_cursor_execute`` still see each statement (with no
+execution context: ``context`` is None), so logging and tracing keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Dialect
+    from sqlalchemy.sql import ClauseElement
+
+
+class DriverStatement:
+    """One compiled statement: its SQL text, how to bind a call's values, how to read its rows."""
+
+    __slots__ = ("sql", "_dialect", "_alive", "_names", "_positional", "_fixed", "_binders", "_readers")
+
+    sql: str
+
+    def __init__(
+        self,
+        statement: ClauseElement,
+        dialect: Dialect,
+        schema_translate_map: Mapping[Any, str] | None = None,
+        alive: Callable[[Any], bool] | None = None,
+    ) -> None:
+        """``alive(dbapi_connection)`` tells, after an error, a connection that
+        broke where the dialect's ``is_disconnect`` cannot (``SQLBackend.connection_alive``)."""
+        compiled: Any = statement.compile(
+            dialect=dialect,
+            schema_translate_map=schema_translate_map,
+            render_schema_translate=bool(schema_translate_map),
+        )
+        if any(bind.expanding for bind in compiled.binds.values()):
+            raise ValueError("a DriverStatement cannot take an expanding (IN list) parameter")
+        self.sql = compiled.string
+        self._dialect = dialect
+        self._alive = alive
+        self._positional = bool(compiled.positional)
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ()) if self._positional else ()
+        processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
+        # Values fixed at build time (e.g. state = 'waiting') are processed once, here.
+        self._fixed: dict[str, Any] = {}
+        for name, bind in compiled.binds.items():
+            if bind.callable is None and bind.value is not None:
+                processor = processors.get(name)
+                self._fixed[name] = bind.value if processor is None else processor(bind.value)
+        self._binders = {name: p for name, p in processors.items() if name not in self._fixed}
+        self._readers: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+        )
+
+    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Run the statement with ``values`` on ``conn``'s driver connection; every row it returns."""
+
+        send = _execute_fetching if self._readers else _execute_only
+        return self._run(conn.connection, conn, send, self._args(values), many=False)
+
+    def rows_alone(self, fairy: Any, values: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """``rows`` on a pooled connection (``engine.raw_connection()``) with no
+        SQLAlchemy Connection around it, for a statement that runs in
+        autocommit by itself; ``before_cursor_execute`` listeners are not
+        called, so use it only where there are none."""
+        return self._run(fairy, None, _execute_fetching if self._readers else _execute_only, self._args(values), many=False)
+
+    def rows_of_many(
+        self, conn: Connection, batch: Sequence[Mapping[str, Any]], execute_many: ExecuteMany
+    ) -> list[Sequence[Any]]:
+        """Run the statement once per item of ``batch`` in one driver call,
+        ``execute_many(cursor, sql, args_list)``, which returns every row in batch order."""
+        return self._run(conn.connection, conn, execute_many, [self._args(values) for values in batch], many=True)
+
+    def _args(self, values: Mapping[str, Any]) -> Any:
+        params = {**self._fixed, **values}
+        for name, processor in self._binders.items():
+            params[name] = processor(params[name])
+        return tuple(params[name] for name in self._names) if self._positional else params
+
+    def _run(
+        self, fairy: Any, conn: Connection | None, send: ExecuteMany, args: Any, *, many: bool
+    ) -> list[Sequence[Any]]:
+        """``send`` on a cursor of ``fairy`` (``conn``'s, if there is a Connection around it)."""
+        sql = self.sql
+        cursor = fairy.dbapi_connection.cursor()
+        try:
+            if conn is not None:
+                listeners = conn.dispatch.before_cursor_execute
+                if listeners:
+                    for listener in listeners:
+                        sql, args = listener(conn, cursor, sql, args, None, many)
+            fetched = send(cursor, sql, args)
+        except self._dialect.loaded_dbapi.Error as exc:
+            dbapi_connection = fairy.dbapi_connection
+            disconnect = self._dialect.is_disconnect(exc, dbapi_connection, cursor) or (
+                self._alive is not None and not self._alive(dbapi_connection)
+            )
+            if disconnect:
+                (fairy if conn is None else conn).invalidate(exc)
+            raise DBAPIError.instance(
+                sql,
+                args,
+                exc,
+                self._dialect.loaded_dbapi.Error,
+                connection_invalidated=disconnect,
+                dialect=self._dialect,
+            ) from exc
+        finally:
+            cursor.close()
+        readers = self._readers
+        if not any(readers):
+            return [tuple(row) for row in fetched]
+        return [tuple(v if read is None else read(v) for v, read in zip(row, readers)) for row in fetched]
+
+
+def _execute_fetching(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
+    cursor.execute(sql, args)
+    # Not cursor.description: psycopg builds it anew on each access.
+    return cursor.fetchall()
+
+
+def _execute_only(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
+    cursor.execute(sql, args)
+    return []
+
+
+ExecuteMany = Callable[[Any, str, Any], list[Sequence[Any]]]
+"""``(cursor, sql, args)`` to the rows: how one driver call sends a statement."""
+
+
+def execute_each(cursor: Any, sql: str, args_list: Any) -> list[Sequence[Any]]:
+    """An ``ExecuteMany`` for any driver: the statement once per item, in
+    order, on one cursor; the driver's statement cache parses it once."""
+    rows: list[Sequence[Any]] = []
+    for args in args_list:
+        cursor.execute(sql, args)
+        rows.extend(cursor.fetchall())
+    return rows
