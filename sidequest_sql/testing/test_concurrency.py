@@ -4,6 +4,8 @@ Claimers are threads (each with its own backend object, and all sharing one)
 and processes started with ``spawn`` (each building its own backend from the
 URL), as workers on several machines would be. They start together at a
 barrier and claim until the queue is empty; then every claimed id is counted.
+Producers and workers that complete what they claim also run together, in
+threads of one backend and in processes of their own, as fast as they can.
 The process workers are module-level functions so that ``spawn`` can import them.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -56,10 +59,12 @@ def claim_until_empty(backend: SQLBackend, quantity: int) -> list[int]:
     return claimed
 
 
-def claim_in_process(url: str, now: datetime, worker: str, quantity: int, start: Any, results: Any) -> None:
+def claim_in_process(
+    url: str, options: dict[str, Any], now: datetime, worker: str, quantity: int, start: Any, results: Any
+) -> None:
     """A claimer in its own process: its own backend from the URL, the test's "now"."""
     try:
-        with create_backend(url, clock=ManualClock(now), worker_name=worker) as backend:
+        with create_backend(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
             backend.get_queue(QUEUE)  # connect before the start, not after
             start.wait(WAIT_S)
             results.put((worker, claim_until_empty(backend, quantity), None))
@@ -85,11 +90,11 @@ def check_claimed_once(backend: SQLBackend, enqueued: list[int], claimed_by: dic
     assert backend.claim_pending_job(QUEUE, 100) == []
 
 
-def separate_backends_share(backend: SQLBackend, url: str) -> bool:
+def separate_backends_share(backend: SQLBackend, url: str, options: dict[str, Any] | None = None) -> bool:
     """Whether a second backend built from ``url`` sees the first one's data (not so in memory)."""
     [probe] = backend.create_new_jobs([NewJobData(queue="probe", script="probe.js", job_class="Probe")])
     try:
-        with create_backend(url, clock=backend.clock) as other:
+        with create_backend(url, clock=backend.clock, **(options or {})) as other:
             seen = other.get_job(probe.id)
     except Exception:
         seen = None
@@ -98,9 +103,9 @@ def separate_backends_share(backend: SQLBackend, url: str) -> bool:
     return seen is not None and seen.id == probe.id
 
 
-def require_shared_database(backend: SQLBackend, url: str) -> None:
+def require_shared_database(backend: SQLBackend, url: str, options: dict[str, Any] | None = None) -> None:
     # A helper, not a fixture: ``suite`` re-exports only the tests themselves.
-    if not separate_backends_share(backend, url):
+    if not separate_backends_share(backend, url, options):
         pytest.skip("separate backends on this URL are separate databases")
 
 
@@ -112,13 +117,14 @@ def run_threads(count: int, work: Callable[[int, threading.Barrier], list[int]])
 
 
 def test_threads_with_their_own_backends_claim_each_job_once(
-    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock
+    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
 ) -> None:
-    require_shared_database(backend, sidequest_url)
+    require_shared_database(backend, sidequest_url, sidequest_engine_options)
     enqueued = enqueue(backend, JOBS)
 
     def claimer(i: int, start: threading.Barrier) -> list[int]:
-        with create_backend(sidequest_url, clock=sidequest_clock, worker_name=f"thread-{i}") as own:
+        options = sidequest_engine_options
+        with create_backend(sidequest_url, clock=sidequest_clock, worker_name=f"thread-{i}", **options) as own:
             own.get_queue(QUEUE)
             start.wait(WAIT_S)
             return claim_until_empty(own, QUANTITIES[i % len(QUANTITIES)])
@@ -138,15 +144,25 @@ def test_threads_sharing_one_backend_claim_each_job_once(backend: SQLBackend) ->
     check_claimed_once(backend, enqueued, {backend.worker_name: [i for ids in claimed for i in ids]})
 
 
-def test_processes_claim_each_job_once(backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock) -> None:
-    require_shared_database(backend, sidequest_url)
+def test_processes_claim_each_job_once(
+    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+) -> None:
+    require_shared_database(backend, sidequest_url, sidequest_engine_options)
     enqueued = enqueue(backend, JOBS)
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(PROCESSES), context.Queue()
     workers = [
         context.Process(
             target=claim_in_process,
-            args=(sidequest_url, sidequest_clock(), f"process-{i}", QUANTITIES[i % len(QUANTITIES)], start, results),
+            args=(
+                sidequest_url,
+                sidequest_engine_options,
+                sidequest_clock(),
+                f"process-{i}",
+                QUANTITIES[i % len(QUANTITIES)],
+                start,
+                results,
+            ),
         )
         for i in range(PROCESSES)
     ]
@@ -211,3 +227,104 @@ def test_claiming_while_enqueueing_claims_each_job_once(backend: SQLBackend) -> 
     enqueued = [job_id for ids in produced for job_id in ids]
     assert len(enqueued) == len(set(enqueued)) == producers * per_producer
     check_claimed_once(backend, enqueued, {backend.worker_name: [i for ids in claimed for i in ids]})
+
+
+def produce_in_process(
+    url: str, options: dict[str, Any], now: datetime, worker: str, first: int, count: int, start: Any, results: Any
+) -> None:
+    """A producer in its own process: single jobs and small batches, as fast as it can."""
+    try:
+        with create_backend(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
+            backend.get_queue(QUEUE)
+            start.wait(WAIT_S)
+            ids: list[int] = []
+            for size in itertools.cycle((1, 3, 1, 8)):
+                size = min(size, count - len(ids))
+                if size == 0:
+                    break
+                n = first + len(ids)
+                if size == 1:
+                    ids.append(backend.create_new_job(NewJobData(QUEUE, "jobs/count.js", "Count", args=[n])).id)
+                else:
+                    ids.extend(enqueue(backend, size, first=n, batch=size))
+            results.put((worker, ids, None))
+    except BaseException:
+        results.put((worker, [], traceback.format_exc()))
+
+
+def complete_in_process(
+    url: str, options: dict[str, Any], now: datetime, worker: str, quantity: int, start: Any, done: Any, results: Any
+) -> None:
+    """A worker in its own process: claims and completes until ``done`` is set and nothing is left."""
+    try:
+        with create_backend(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
+            backend.get_queue(QUEUE)
+            start.wait(WAIT_S)
+            claimed: list[int] = []
+            deadline = time.monotonic() + WAIT_S
+            while time.monotonic() < deadline:
+                finished = done.is_set()  # read before claiming: an empty claim after it means drained
+                batch = backend.claim_pending_job(QUEUE, quantity)
+                for job in batch:
+                    backend.update_job(job.id, state="completed", attempted_at=now, completed_at=now)
+                claimed.extend(job.id for job in batch)
+                if not batch and finished:
+                    break
+            else:
+                raise TimeoutError(f"{worker} still had jobs to claim after {WAIT_S} s")
+            results.put((worker, claimed, None))
+    except BaseException:
+        results.put((worker, [], traceback.format_exc()))
+
+
+def test_processes_enqueueing_and_completing_at_full_speed_lose_nothing_and_raise_nothing(
+    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+) -> None:
+    """Separate processes on one database, each with its own backend (for SQLite: one file, where
+    every writer waits its turn under the busy timeout and "database is locked" must not escape)."""
+    require_shared_database(backend, sidequest_url, sidequest_engine_options)
+    producers, completers, per_producer = 3, 3, 150
+    context = multiprocessing.get_context("spawn")
+    start, done = context.Barrier(producers + completers), context.Event()
+    produced, completed = context.Queue(), context.Queue()
+    common = (sidequest_url, sidequest_engine_options, sidequest_clock())
+    workers = [
+        context.Process(
+            target=produce_in_process, args=(*common, f"producer-{i}", i * per_producer, per_producer, start, produced)
+        )
+        for i in range(producers)
+    ] + [
+        context.Process(
+            target=complete_in_process,
+            args=(*common, f"completer-{i}", QUANTITIES[i % len(QUANTITIES)], start, done, completed),
+        )
+        for i in range(completers)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        try:
+            made = [produced.get(timeout=WAIT_S) for _ in range(producers)]
+        finally:
+            done.set()
+        finished = [completed.get(timeout=WAIT_S) for _ in range(completers)]
+    finally:
+        for worker in workers:
+            worker.join(WAIT_S)
+            if worker.is_alive():
+                worker.kill()
+    failures = [error for _, _, error in made + finished if error]
+    assert not failures, "a process failed:\n" + "\n".join(failures)
+
+    enqueued = [job_id for _, ids, _ in made for job_id in ids]
+    assert len(enqueued) == len(set(enqueued)) == producers * per_producer
+    claims = Counter(job_id for _, ids, _ in finished for job_id in ids)
+    twice = sorted(job_id for job_id, n in claims.items() if n > 1)
+    assert not twice, f"{len(twice)} jobs claimed more than once, e.g. {twice[:10]}"
+    assert set(claims) == set(enqueued), f"never claimed: {sorted(set(enqueued) - set(claims))[:10]}"
+    rows = {job.id: job for job in backend.list_jobs(queue=[QUEUE], limit=len(enqueued) + 1)}
+    assert set(rows) == set(enqueued)
+    for worker, ids, _ in finished:
+        wrong = [job_id for job_id in ids if (rows[job_id].state, rows[job_id].claimed_by) != ("completed", worker)]
+        assert not wrong, f"jobs {wrong[:10]} completed by {worker} but stored otherwise: {rows[wrong[0]]!r}"
+    assert backend.count_jobs().completed == len(enqueued)

@@ -4,16 +4,21 @@ Every test works in schemas of its own with unique names, dropped afterwards,
 so it neither sees nor disturbs other tests or suites sharing the database.
 Every connection carries a lock and statement timeout, so that a claim that
 blocks where it must not fails the test instead of hanging it.
+
+What must not touch a shared server (restarting it, passwords, TLS) runs on
+``spare_cluster``, a cluster the tests create and drop (``spare_cluster.py``).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from spare_cluster import CREATED, SpareCluster, create_spare_cluster, drop_spare_cluster, unavailable_reason
 
 import sidequest_sql as sq
 from sidequest_sql.base import SQLBackend
@@ -79,3 +84,45 @@ def pg_backend(make_backend: Callable[..., SQLBackend], new_schema: Callable[...
     backend = make_backend(new_schema(), worker_name="pg-worker")
     backend.migrate()
     return backend
+
+
+@pytest.fixture(scope="session")
+def spare_cluster() -> Iterator[SpareCluster]:
+    """A Postgres cluster of the tests' own (``spare_cluster.py``), to restart and to log in to
+    with a password and TLS; dropped at the end. Skipped where it cannot be made (failed in CI)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = create_spare_cluster()
+    try:
+        yield cluster
+    finally:
+        drop_spare_cluster(cluster)
+
+
+@pytest.fixture
+def spare_schema(spare_cluster: SpareCluster) -> Iterator[Callable[[], str]]:
+    """Hands out unique schema names on the spare cluster (not created) and drops every one afterwards."""
+    names: list[str] = []
+
+    def make() -> str:
+        names.append(f"sq_spare_{uuid.uuid4().hex[:12]}")
+        return names[-1]
+
+    try:
+        yield make
+    finally:
+        with spare_cluster.admin() as conn:
+            for name in names:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for cluster in CREATED:
+        restarts = ", ".join(f"{s:.1f}s" for s in cluster.restarts_s) or "none"
+        terminalreporter.write_line(
+            f"spare Postgres {cluster.version} cluster on port {cluster.port} ({cluster.certificate} certificate): "
+            f"ready in {cluster.created_in_s:.1f}s; restarts: {restarts}"
+        )

@@ -32,6 +32,13 @@ class UnlockedClaims(_OnPostgres):
         return candidates
 
 
+class WaitingClaims(_OnPostgres):
+    """Claims with FOR UPDATE but without SKIP LOCKED: a claim waits for rows another transaction holds."""
+
+    def lock_for_claim(self, candidates: Select[Any]) -> Select[Any]:
+        return candidates.with_for_update()
+
+
 class LocalTimeBuckets(_OnPostgres):
     """Buckets truncated in a local time zone (UTC+05:30) instead of UTC."""
 

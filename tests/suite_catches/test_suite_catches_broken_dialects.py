@@ -12,12 +12,13 @@ from sqlalchemy.engine import make_url
 
 from sidequest_sql import SQLBackend, register_dialect
 
-from .broken_dialects import LocalTimeBuckets, StaleIgnoresTimeout, TextJSON, UnlockedClaims
+from .broken_dialects import LocalTimeBuckets, StaleIgnoresTimeout, TextJSON, UnlockedClaims, WaitingClaims
 
 pytestmark = pytest.mark.postgres
 
 CASES = {
     "unlocked_claims": (UnlockedClaims, "test_concurrency", "threads_with_their_own_backends"),
+    "waiting_claims": (WaitingClaims, "test_lock_waits", "skips_jobs_locked"),
     "local_time_buckets": (LocalTimeBuckets, "test_statistics", "CountJobsOverTime"),
     "text_json": (TextJSON, "test_listing", "ListJobsArgs"),
     "stale_ignores_timeout": (StaleIgnoresTimeout, "test_cleanup", "StaleJobs"),

@@ -1,0 +1,108 @@
+"""Long transactions elsewhere on MariaDB: a statement sleeping in one, another idle in one.
+
+Neither may hold up claims, enqueues or completions of other jobs; the sleeper
+is cancelled at the end with ``KILL QUERY``. Calls that must not wait run
+under a timeout so that one which does wait fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import pytest
+import sqlalchemy as sa
+
+import sidequest_sql as sq
+from sidequest_sql import NewJobData
+from sidequest_sql.base import SQLBackend
+from sidequest_sql.schema import jobs
+
+pytestmark = pytest.mark.mariadb
+
+CALL_S = 10
+QUERY_INTERRUPTED = 1317
+_T = TypeVar("_T")
+
+
+@pytest.fixture
+def mariadb_backend(mariadb_url: str) -> Iterator[SQLBackend]:
+    with sq.create_backend(mariadb_url, worker_name="mariadb-worker") as backend:
+        backend.migrate()
+        backend.truncate()
+        yield backend
+
+
+def started(call: Callable[[], _T]) -> Future[_T]:
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(call)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def promptly(future: Future[_T], what: str) -> _T:
+    try:
+        return future.result(timeout=CALL_S)
+    except FutureTimeout:
+        pytest.fail(f"{what} waited for a transaction elsewhere ({CALL_S} s and counting)")
+
+
+def session_command(engine: sa.Engine, connection_id: int) -> tuple[str, str | None]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT command, info FROM information_schema.processlist WHERE id = :id"), {"id": connection_id}
+        ).one()
+    return row.command, row.info
+
+
+def test_a_sleeping_statement_and_an_idle_transaction_elsewhere_stall_nothing(mariadb_backend: SQLBackend) -> None:
+    backend = mariadb_backend
+    running = backend.create_new_job(NewJobData("default", "s.js", "S", args=["running"]))
+    [_] = backend.claim_pending_job("default")
+    backend.update_job(running.id, state="running", attempted_at=datetime.now(UTC))
+    new_jobs = [NewJobData("default", "s.js", "S", args=[i]) for i in range(6)]
+    waiting = [job.id for job in backend.create_new_jobs(new_jobs)]
+
+    with backend.engine.connect() as idle, backend.engine.connect() as sleeper:
+        idle.begin()
+        sleeper.begin()
+        sleeper_id = sleeper.scalar(sa.text("SELECT CONNECTION_ID()"))
+        idle.execute(sa.update(jobs).where(jobs.c.id == running.id).values(result={"progress": 50}))
+        # The sleeper's transaction holds the oldest waiting job while it sleeps.
+        sleeper.execute(sa.select(jobs.c.id).where(jobs.c.id == waiting[0]).with_for_update()).one()
+        sleeping = started(lambda: sleeper.exec_driver_sql("SELECT SLEEP(30)").scalar())
+        try:
+            deadline = time.monotonic() + CALL_S
+            while "SLEEP" not in (session_command(backend.engine, sleeper_id)[1] or ""):
+                assert time.monotonic() < deadline, "the sleeper never started sleeping"
+                time.sleep(0.02)
+
+            def work() -> None:
+                claimed = backend.claim_pending_job("default", 3)
+                assert [job.id for job in claimed] == waiting[1:4]
+                new = backend.create_new_job(NewJobData("default", "s.js", "S", args=["new"]))
+                backend.create_new_jobs([NewJobData("other", "s.js", "S"), NewJobData("other", "s.js", "S")])
+                for job in claimed:
+                    backend.update_job(job.id, state="completed", completed_at=datetime.now(UTC))
+                rest = backend.claim_pending_job("default", 10)
+                assert [job.id for job in rest] == [*waiting[4:], new.id]
+                assert backend.count_jobs().completed == 3
+                assert backend.get_job(running.id).result is None  # type: ignore[union-attr]
+
+            promptly(started(work), "claiming, enqueueing and completing")
+            assert "SLEEP" in (session_command(backend.engine, sleeper_id)[1] or ""), "the sleeper ended early"
+        finally:
+            with backend.engine.connect() as admin:
+                admin.exec_driver_sql(f"KILL QUERY {int(sleeper_id)}")
+        with pytest.raises(sa.exc.OperationalError) as interrupted:
+            sleeping.result(timeout=CALL_S)
+        assert interrupted.value.orig.args[0] == QUERY_INTERRUPTED  # type: ignore[union-attr]
+        sleeper.rollback()
+        idle.rollback()
+
+    assert [job.id for job in backend.claim_pending_job("default")] == [waiting[0]]
