@@ -17,4 +17,6 @@ Modules, one job each:
 - ``fill``: fast bulk fill of waiting and finished rows in SQL;
 - ``checks``: exact-once accounting;
 - ``report``: the table and the JSON file.
+- ``soak``: ``python -m bench.soak``, a bounded soak run with exact-once
+  accounting (``docs/reliability.md``).
 """
