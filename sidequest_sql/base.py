@@ -170,6 +170,13 @@ class SQLBackend:
     ``before_cursor_execute`` listener of the dialect's own, say.
     """
 
+    write_begin: ClassVar[str | None] = None
+    """The statement that begins a write transaction, where the dialect's
+    driver stays in autocommit and the backend sends BEGIN itself from the
+    engine's "begin" event (SQLite: ``BEGIN IMMEDIATE``). Lets a write that is
+    one statement run on a bare pooled connection (``_alone``).
+    """
+
     execute_many_returning: ClassVar[ExecuteMany | None] = None
     """With ``direct_execution``, how the driver sends one ``INSERT … RETURNING``
     for each row of a batch in one call and returns every row, in batch order:
@@ -393,7 +400,9 @@ class SQLBackend:
         values = self._new_job_values(job, self._now(), "job")
         duplicate = f"unique_digest {values['unique_digest']!r} is held by another job"
         key, build = _insert_one(jobs, values)
-        rows = self._alone(key, build, values, write=True, duplicate_job=duplicate)
+        rows = self._alone(
+            key, build, values, write=True, single=self._one_statement_insert(1), duplicate_job=duplicate
+        )
         if rows is None:
             rows = self._write(
                 lambda conn: self._insert_rows(conn, jobs, [values]),
@@ -439,7 +448,9 @@ class SQLBackend:
             candidates = self._statement("claim_candidates", self._build_claim_candidates)
             return self._update_by_ids(conn, jobs, list(conn.scalars(candidates, picked)), values)
 
-        rows = self._alone("claim", self._build_claim, {**picked, **values}, write=True)
+        rows = self._alone(
+            "claim", self._build_claim, {**picked, **values}, write=True, single=self._one_statement_update()
+        )
         if rows is None:
             rows = self._write(claim, one_statement=self._one_statement_update())
         claimed = [_job(row) for row in rows]
@@ -453,7 +464,14 @@ class SQLBackend:
         rows = None
         if changes:
             key, build = _update_one(jobs, changes)
-            rows = self._alone(key, build, {**changes, "id_1": job_id}, write=True, duplicate_job=duplicate)
+            rows = self._alone(
+                key,
+                build,
+                {**changes, "id_1": job_id},
+                write=True,
+                single=self._one_statement_update(),
+                duplicate_job=duplicate,
+            )
         if rows is None:
             rows = self._write(
                 lambda conn: self._update_by_ids(conn, jobs, [job_id], changes),
@@ -717,18 +735,29 @@ class SQLBackend:
         values: Mapping[str, Any],
         *,
         write: bool,
+        single: bool = True,
         duplicate_job: str | None = None,
     ) -> list[Sequence[Any]] | None:
-        """The rows of one statement that is a whole operation, run by itself in
+        """The rows of one statement that is a whole operation (``single``: the
+        dialect can make it one, e.g. it has ``RETURNING``), run by itself in
         autocommit on a pooled driver connection, with no SQLAlchemy Connection
         around it (which costs as much client CPU as the rest of the call); or
         None where it cannot be, and the caller goes the ordinary way: a
         dialect without ``direct_execution`` and ``single_statement_autocommit``,
         or ``before_cursor_execute`` listeners to call. A read whose
         connection broke runs once more, as ``_read`` does.
+
+        Where the driver is not in autocommit but the backend begins
+        transactions itself (``write_begin``: SQLite), a write runs between
+        that BEGIN and a commit, and a read (one SELECT) needs neither.
         """
-        engine = self._autocommit
-        if engine is None or not self.direct_execution or engine.dispatch.before_cursor_execute:
+        if self._autocommit is not None:
+            engine, begin = self._autocommit, None
+        elif self.write_begin is not None:
+            engine, begin = self.engine, self.write_begin if write else None
+        else:
+            return None
+        if not single or not self.direct_execution or engine.dispatch.before_cursor_execute:
             return None
         for attempt in (1, 2):
             try:
@@ -737,7 +766,7 @@ class SQLBackend:
                 raise unavailable(self.url, exc) from exc
             try:
                 with self._translating(duplicate_job):
-                    return self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values)
+                    return self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
             except ConnectionLostError:
                 if write or attempt == 2:
                     raise
@@ -837,9 +866,9 @@ class SQLBackend:
     def _one_statement_insert(self, rows: int) -> bool:
         """Whether ``_insert_rows`` of this many rows sends one statement.
 
-        Only a single row: a batch goes through insertmanyvalues, which splits
-        it into several INSERTs (``insertmanyvalues_page_size`` rows each) that
-        must commit together.
+        Only a single row: a batch sends several INSERTs (one per row,
+        pipelined, with ``execute_many_returning``; else insertmanyvalues
+        pages) that must commit together.
         """
         return rows == 1 and bool(self.engine.dialect.insert_returning)
 

@@ -73,12 +73,16 @@ class DriverStatement:
         send = _execute_fetching if self._readers else _execute_only
         return self._run(conn.connection, conn, send, self._args(values), many=False)
 
-    def rows_alone(self, fairy: Any, values: Mapping[str, Any]) -> list[Sequence[Any]]:
+    def rows_alone(self, fairy: Any, values: Mapping[str, Any], begin: str | None = None) -> list[Sequence[Any]]:
         """``rows`` on a pooled connection (``engine.raw_connection()``) with no
-        SQLAlchemy Connection around it, for a statement that runs in
-        autocommit by itself; ``before_cursor_execute`` listeners are not
-        called, so use it only where there are none."""
-        return self._run(fairy, None, _execute_fetching if self._readers else _execute_only, self._args(values), many=False)
+        SQLAlchemy Connection around it, for a statement that is a whole
+        transaction: in the driver's autocommit, or between ``begin`` (say
+        ``BEGIN IMMEDIATE``) and a commit. ``before_cursor_execute``
+        listeners are not called, so use it only where there are none."""
+        send: ExecuteMany = _execute_fetching if self._readers else _execute_only
+        if begin is not None:
+            send = _in_transaction(begin, send, fairy.dbapi_connection)
+        return self._run(fairy, None, send, self._args(values), many=False)
 
     def rows_of_many(
         self, conn: Connection, batch: Sequence[Mapping[str, Any]], execute_many: ExecuteMany
@@ -138,6 +142,25 @@ def _execute_fetching(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
 def _execute_only(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
     cursor.execute(sql, args)
     return []
+
+
+def _in_transaction(begin: str, send: ExecuteMany, dbapi_connection: Any) -> ExecuteMany:
+    """``send`` after ``begin``, committed, or rolled back if anything fails."""
+
+    def send_in_transaction(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
+        cursor.execute(begin)
+        try:
+            rows = send(cursor, sql, args)
+            dbapi_connection.commit()
+        except BaseException:
+            try:
+                dbapi_connection.rollback()
+            except Exception:  # a broken connection: the original error tells why
+                pass
+            raise
+        return rows
+
+    return send_in_transaction
 
 
 ExecuteMany = Callable[[Any, str, Any], list[Sequence[Any]]]

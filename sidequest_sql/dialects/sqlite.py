@@ -50,6 +50,7 @@ BUSY_TIMEOUT_MS = 30_000
 
 class SQLiteBackend(SQLBackend):
     direct_execution = True
+    write_begin = "BEGIN IMMEDIATE"
     # sqlite3 has no batch that returns rows; its statement cache makes one
     # INSERT … RETURNING per job, in the batch's transaction, cheaper than
     # SQLAlchemy's insertmanyvalues, which sends one statement per row here too.
@@ -94,7 +95,7 @@ class SQLiteBackend(SQLBackend):
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             write = conn.get_execution_options().get("sidequest_write", False)
-            send_begin(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
+            send_begin(conn, self.write_begin if write else "BEGIN")
 
     def lock_for_claim(self, candidates: Select[Any]) -> Select[Any]:
         # No row locks: BEGIN IMMEDIATE already gives the claim the whole file.
