@@ -11,8 +11,11 @@ errors come out as SQLAlchemy's ``DBAPIError`` family and a broken connection
 is invalidated, as on the ordinary path, so the rest of the backend cannot
 tell the difference.
 
-Listeners of ``before_cursor_execute`` still see each statement (with no
-execution context: ``context`` is None), so logging and tracing keep working.
+Run through a SQLAlchemy ``Connection`` (``rows``, ``rows_of_many``), each
+statement still reaches the engine's ``before_cursor_execute`` listeners
+(with no execution context: ``context`` is None), so logging and tracing
+keep working. ``rows_alone`` has no Connection to give them: the backend uses
+it only where nobody listens.
 """
 
 from __future__ import annotations
