@@ -52,10 +52,9 @@ def unavailable(url: URL, error: Exception) -> DatabaseUnavailableError:
     """The error for a connection that could not be had.
 
     Either the driver could not connect (its error, or SQLAlchemy's
-    ``DBAPIError`` around it), or the pool gave up
-    after the connections it made in turn were dead as well
-    (``InvalidRequestError``: the server ends each new session at once, as
-    while it shuts down).
+    ``DBAPIError`` around it), or the pool gave up after the connections it
+    made in turn were dead as well (``InvalidRequestError``: the server ends
+    each new session at once, as while it shuts down).
     """
     said = driver_message(error) if isinstance(error, DBAPIError) else " ".join(str(error).split())
     return DatabaseUnavailableError(f"could not connect to {describe(url)}: {said}")
