@@ -750,9 +750,8 @@ class SQLBackend:
         In autocommit (Postgres) the statement runs alone; where the backend
         begins transactions itself (``write_begin``: SQLite), a write runs
         between that BEGIN and a commit, and a read (one SELECT) needs
-        neither. As in ``_read`` and ``_write``, a read whose connection broke
-        runs once more, and a write the database rolled back as ``retryable``
-        runs again.
+        neither. It is run again where ``_read`` and ``_write`` would
+        (``_attempts``).
         """
         if self._autocommit is not None:
             engine, begin = self._autocommit, None
@@ -762,8 +761,8 @@ class SQLBackend:
             return None
         if not single or not self.direct_execution or engine.dispatch.before_cursor_execute:
             return None
-        attempt = 1
-        while True:
+
+        def once() -> list[Sequence[Any]]:
             try:
                 fairy = engine.raw_connection()
             except (engine.dialect.loaded_dbapi.Error, DBAPIError, InvalidRequestError) as exc:
@@ -771,15 +770,10 @@ class SQLBackend:
             try:
                 with self._translating(duplicate_job):
                     return self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
-            except ConnectionLostError:
-                if write or attempt >= 2:
-                    raise
-            except DBAPIError as exc:
-                if not write or attempt >= WRITE_ATTEMPTS or not self.retryable(exc):
-                    raise
             finally:
                 fairy.close()
-            attempt += 1
+
+        return self._attempts(once, write=write)
 
     def _insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[Sequence[Any]]:
         """Insert ``rows`` and return them as stored (every column, in table
@@ -886,12 +880,12 @@ class SQLBackend:
     def _read(self, work: Callable[[Connection], _T], *, one_statement: bool = False) -> _T:
         """``work(conn)`` on a reading connection (several statements share one
         transaction); run once more on a new connection if the first one broke."""
-        try:
+
+        def once() -> _T:
             with self._connection(one_statement=one_statement, write=False) as conn:
                 return work(conn)
-        except ConnectionLostError:
-            with self._connection(one_statement=one_statement, write=False) as conn:
-                return work(conn)
+
+        return self._attempts(once, write=False)
 
     def _write(
         self,
@@ -908,20 +902,35 @@ class SQLBackend:
         autocommit instead. A write whose connection breaks is not run again:
         it may have been applied.
         """
+
+        def once() -> _T:
+            with self._connection(
+                one_statement=one_statement,
+                write=True,
+                duplicate_job=duplicate_job,
+                duplicate_queue=duplicate_queue,
+            ) as conn:
+                return work(conn)
+
+        return self._attempts(once, write=True)
+
+    def _attempts(self, once: Callable[[], _T], *, write: bool) -> _T:
+        """``once()``, run again when that is safe: a read whose connection
+        broke, once more; a write the database rolled back as ``retryable``,
+        up to ``WRITE_ATTEMPTS`` in all. A write whose connection broke never:
+        it may have been applied.
+        """
         attempt = 1
         while True:
             try:
-                with self._connection(
-                    one_statement=one_statement,
-                    write=True,
-                    duplicate_job=duplicate_job,
-                    duplicate_queue=duplicate_queue,
-                ) as conn:
-                    return work(conn)
-            except DBAPIError as exc:
-                if attempt >= WRITE_ATTEMPTS or not self.retryable(exc):
+                return once()
+            except ConnectionLostError:
+                if write or attempt >= 2:
                     raise
-                attempt += 1
+            except DBAPIError as exc:
+                if not write or attempt >= WRITE_ATTEMPTS or not self.retryable(exc):
+                    raise
+            attempt += 1
 
     @contextmanager
     def _connection(

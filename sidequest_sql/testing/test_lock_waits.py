@@ -13,11 +13,10 @@ timeout, so that one which does wait fails the test instead of hanging it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -30,13 +29,13 @@ from sidequest_sql.schema import jobs, queues
 from .clock import ManualClock
 from .fixtures import backend  # noqa: F401  (the suite's fixture)
 from .test_concurrency import require_shared_database
+from .waiting import promptly, started
 
 QUEUE = "contended"
 CALL_S = 5
 """How long a call that must not wait may take before the test fails."""
 BLOCKED_S = 0.5
 """How long a call that must wait is watched still waiting."""
-_T = TypeVar("_T")
 
 
 def new_job(n: int, queue: str = QUEUE) -> NewJobData:
@@ -50,22 +49,6 @@ def enqueue_in_order(backend: SQLBackend, clock: ManualClock, count: int, queue:
         ids.append(backend.create_new_job(new_job(n, queue)).id)
         clock.advance(seconds=1)
     return ids
-
-
-def started(call: Callable[[], _T]) -> Future[_T]:
-    """``call()`` running in a thread of its own, so that the caller can give up waiting for it."""
-    pool = ThreadPoolExecutor(1)
-    try:
-        return pool.submit(call)
-    finally:
-        pool.shutdown(wait=False)
-
-
-def promptly(future: Future[_T], what: str) -> _T:
-    try:
-        return future.result(timeout=CALL_S)
-    except FutureTimeout:
-        pytest.fail(f"{what} waited for a transaction elsewhere ({CALL_S} s and counting)")
 
 
 @contextmanager
@@ -105,16 +88,19 @@ def test_a_claim_skips_jobs_locked_elsewhere_without_waiting(
         held = [conn.scalar(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update()) for job_id in locked]
         assert held == locked
 
-        claimed = promptly(started(lambda: backend.claim_pending_job(QUEUE, 3)), "a claim")
+        claimed = promptly(started(lambda: backend.claim_pending_job(QUEUE, 3)), "a claim", seconds=CALL_S)
         assert [job.id for job in claimed] == free[:3], "the oldest jobs it could lock, the locked ones skipped"
-        claimed += promptly(started(lambda: backend.claim_pending_job(QUEUE, 10)), "a claim")
+        claimed += promptly(started(lambda: backend.claim_pending_job(QUEUE, 10)), "a claim", seconds=CALL_S)
         assert [job.id for job in claimed] == free
-        assert promptly(started(lambda: backend.claim_pending_job(QUEUE)), "a claim") == []
-        seen = promptly(started(lambda: [backend.get_job(job_id) for job_id in locked]), "reading locked jobs")
+        assert promptly(started(lambda: backend.claim_pending_job(QUEUE)), "a claim", seconds=CALL_S) == []
+        seen = promptly(
+            started(lambda: [backend.get_job(job_id) for job_id in locked]), "reading locked jobs", seconds=CALL_S
+        )
         assert [(job.id, job.state) for job in seen] == [(job_id, "waiting") for job_id in locked]
         done = promptly(
             started(lambda: backend.update_job(free[0], state="completed", completed_at=sidequest_clock())),
             "completing a job",
+            seconds=CALL_S,
         )
         assert done.state == "completed"
 
@@ -152,7 +138,7 @@ def test_an_idle_transaction_holding_a_row_stalls_no_claim_enqueue_or_completion
             assert backend.count_jobs().completed == 3
             assert backend.get_job(running.id).result is None  # type: ignore[union-attr]
 
-        promptly(started(work), "claiming, enqueueing and completing")
+        promptly(started(work), "claiming, enqueueing and completing", seconds=CALL_S)
 
 
 def test_a_long_read_transaction_stalls_no_claim_enqueue_or_completion(
@@ -177,7 +163,7 @@ def test_a_long_read_transaction_stalls_no_claim_enqueue_or_completion(
             assert [job.id for job in backend.claim_pending_job(QUEUE, 3)] == [*waiting[3:], new.id]
             assert backend.count_jobs().completed == 3
 
-        promptly(started(work), "claiming, enqueueing and completing")
+        promptly(started(work), "claiming, enqueueing and completing", seconds=CALL_S)
         # The reader's transaction is still open and can go on reading.
         assert conn.execute(select(jobs.c.id)).all()
 
@@ -197,9 +183,9 @@ def test_a_write_transaction_elsewhere_makes_writers_wait_for_it_not_fail(
         with pytest.raises(FutureTimeout):
             claim.result(timeout=BLOCKED_S)
         # Reading never waits for a writer.
-        read = promptly(started(lambda: backend.get_job(untouched)), "a read")
+        read = promptly(started(lambda: backend.get_job(untouched)), "a read", seconds=CALL_S)
         assert read is not None and read.state == "waiting"
         conn.commit()
-        [claimed] = promptly(claim, "a claim once the other transaction ended")
+        [claimed] = promptly(claim, "a claim once the other transaction ended", seconds=CALL_S)
     assert claimed.id == updated
     assert backend.get_job(updated).result == {"progress": 50}  # type: ignore[union-attr]

@@ -8,11 +8,8 @@ under a timeout so that one which does wait fails instead of hanging.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -21,12 +18,12 @@ import sidequest_sql as sq
 from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.schema import jobs
+from sidequest_sql.testing.waiting import promptly, started
 
 pytestmark = pytest.mark.mariadb
 
 CALL_S = 10
 QUERY_INTERRUPTED = 1317
-_T = TypeVar("_T")
 
 
 @pytest.fixture
@@ -35,21 +32,6 @@ def mariadb_backend(mariadb_url: str) -> Iterator[SQLBackend]:
         backend.migrate()
         backend.truncate()
         yield backend
-
-
-def started(call: Callable[[], _T]) -> Future[_T]:
-    pool = ThreadPoolExecutor(1)
-    try:
-        return pool.submit(call)
-    finally:
-        pool.shutdown(wait=False)
-
-
-def promptly(future: Future[_T], what: str) -> _T:
-    try:
-        return future.result(timeout=CALL_S)
-    except FutureTimeout:
-        pytest.fail(f"{what} waited for a transaction elsewhere ({CALL_S} s and counting)")
 
 
 def session_command(engine: sa.Engine, connection_id: int) -> tuple[str, str | None]:
@@ -94,7 +76,7 @@ def test_a_sleeping_statement_and_an_idle_transaction_elsewhere_stall_nothing(ma
                 assert backend.count_jobs().completed == 3
                 assert backend.get_job(running.id).result is None  # type: ignore[union-attr]
 
-            promptly(started(work), "claiming, enqueueing and completing")
+            promptly(started(work), "claiming, enqueueing and completing", seconds=CALL_S)
             assert "SLEEP" in (session_command(backend.engine, sleeper_id)[1] or ""), "the sleeper ended early"
         finally:
             with backend.engine.connect() as admin:

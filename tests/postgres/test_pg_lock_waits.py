@@ -8,11 +8,7 @@ run under a timeout so that one which does wait fails instead of hanging.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import psycopg
 import pytest
@@ -21,26 +17,11 @@ import sqlalchemy as sa
 from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.schema import jobs
+from sidequest_sql.testing.waiting import promptly, started
 
 pytestmark = pytest.mark.postgres
 
 CALL_S = 10
-_T = TypeVar("_T")
-
-
-def started(call: Callable[[], _T]) -> Future[_T]:
-    pool = ThreadPoolExecutor(1)
-    try:
-        return pool.submit(call)
-    finally:
-        pool.shutdown(wait=False)
-
-
-def promptly(future: Future[_T], what: str) -> _T:
-    try:
-        return future.result(timeout=CALL_S)
-    except FutureTimeout:
-        pytest.fail(f"{what} waited for a transaction elsewhere ({CALL_S} s and counting)")
 
 
 def session_state(pg_engine: sa.Engine, pid: int) -> tuple[str, str]:
@@ -91,7 +72,7 @@ def test_a_sleeping_statement_and_an_idle_transaction_elsewhere_stall_nothing(
                 assert backend.count_jobs().completed == 3
                 assert backend.get_job(running.id).result is None  # type: ignore[union-attr]
 
-            promptly(started(work), "claiming, enqueueing and completing")
+            promptly(started(work), "claiming, enqueueing and completing", seconds=CALL_S)
             assert session_state(pg_engine, sleeper_pid)[0] == "active", "the sleeper ended early"
         finally:
             with pg_engine.connect() as admin:
