@@ -7,37 +7,20 @@ analyzed, as autovacuum leaves a table after a bulk insert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.schema import COUNTED_AT_INDEX, QUEUE_STATE_INDEX
+from sidequest_sql.testing.statements import job_queries
 
 pytestmark = pytest.mark.postgres
 
 FINISHED = 20_000
 HISTORY = timedelta(days=60)
-
-
-@contextmanager
-def job_queries(backend: SQLBackend) -> Iterator[list[tuple[str, Any]]]:
-    """The statements on the jobs table the backend hands its driver while the block runs."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if "sidequest_jobs" in statement:
-            sent.append((statement, parameters))
-
-    sa.event.listen(backend.engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(backend.engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

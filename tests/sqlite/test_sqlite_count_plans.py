@@ -7,33 +7,15 @@ without statistics, as a library user's database has them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 import sidequest_sql as sq
 from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.schema import COUNTED_AT_INDEX, QUEUE_STATE_INDEX
-
-
-@contextmanager
-def job_queries(backend: SQLBackend) -> Iterator[list[tuple[str, Any]]]:
-    """The statements on the jobs table the backend hands its driver while the block runs."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if "sidequest_jobs" in statement:
-            sent.append((statement, parameters))
-
-    sa.event.listen(backend.engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(backend.engine, "before_cursor_execute", record)
+from sidequest_sql.testing.statements import job_queries
 
 
 # Half past an hour, so that the hourly buckets below hold whole hours of jobs.
