@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         except RawUnavailable as exc:
             progress.note(f"no raw baseline: {exc}")
         else:
-            same = checks.same_sql(backend, statements, "bench-sql")
+            same = checks.same_sql(backend, statements, "bench-sql", batch=settings.batch)
             if not all(same.values()):
                 progress.note(f"warning: the library sent other SQL than the baseline runs for: "
                               f"{', '.join(k for k, v in same.items() if not v)}")

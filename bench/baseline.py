@@ -13,14 +13,21 @@ backend runs single statements in autocommit (``single_statement_autocommit``,
 Postgres) the baseline does too (``clients.RawClient``), so that both sides
 pay the same round trips.
 
+The batch enqueue (``RawBatch``) runs the statements of the backend's
+``batch_insert`` hook — one ``INSERT … SELECT … FROM unnest(arrays)`` on
+Postgres, multi-row ``INSERT … VALUES`` statements on SQLite — compiled the
+same way, their values encoded by the library's own encoders (the columns'
+bind processors), each value the jobs share encoded once per batch.
+
 ``checks.same_sql`` confirms at run time that the library sent the same SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, bindparam, insert, select, update
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
     from sidequest_sql.base import SQLBackend
+    from sidequest_sql.batches import BatchInsert
 
 # Values no real call uses, so that each bind parameter of a compiled statement
 # can be told apart by the value it was compiled with.
@@ -110,6 +118,72 @@ def compile_raw(stmt: Any, dialect: Dialect, extra: Mapping[str, Any] | None = N
 
 
 @dataclass
+class RawBatch:
+    """The statements of a batch enqueue, as the library's ``batch_insert`` builds
+    them, and the job's values: per column a role (``queue``, ``now``,
+    ``args``: what changes from call to call) or a value fixed for every job."""
+
+    batch: BatchInsert
+    dialect: Dialect
+    keys: tuple[str, ...]
+    roles: dict[str, str]
+    fixed: dict[str, Any]
+    encoders: Mapping[str, Callable[[Any], Any] | None]
+    _compiled: dict[Hashable, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def sql(self, rows: int) -> str:
+        """The SQL of the statement of ``rows`` rows, compiled once per shape."""
+        return self._compile(rows)[0]
+
+    def _compile(self, rows: int) -> tuple[str, tuple[str, ...]]:
+        """The SQL, and where positional the column keys of each row's values in order."""
+        shape = self.batch.shape(rows)
+        if shape not in self._compiled:
+            compiled: Any = self.batch.statement(jobs, self.keys, rows).compile(dialect=self.dialect)
+            order: tuple[str, ...] = ()
+            if compiled.positional:
+                # Each row's parameters, named "<key>_<row>", in the table's column order.
+                names = list(compiled.positiontup)
+                order = tuple(name.rsplit("_", 1)[0] for name in names[: len(self.keys)])
+                if names != [f"{key}_{i}" for i in range(rows) for key in order]:
+                    raise RawUnavailable("the batch statement's parameters are not row by row")
+            self._compiled[shape] = (compiled.string, order)
+        return self._compiled[shape]
+
+    def columns(self, queue: str, now: datetime, first_arg: int, count: int) -> dict[str, list[Any]]:
+        """Every column's encoded values for ``count`` jobs; what the jobs share encoded once."""
+        given = {"queue": queue, "now": now}
+        out: dict[str, list[Any]] = {}
+        for key in self.keys:
+            encode = self.encoders[key] or _same
+            role = self.roles.get(key)
+            if role == "args":
+                out[key] = [encode([first_arg + k]) for k in range(count)]
+            else:
+                out[key] = [encode(given[role]) if role is not None else self.fixed[key]] * count
+        return out
+
+    def statements(self, columns: Mapping[str, list[Any]], count: int, positional: bool) -> list[tuple[str, Any]]:
+        """The batch's statements, each with its parameters as the driver takes them."""
+        out = []
+        start = 0
+        for size in self.batch.split(count, len(self.keys)):
+            stop = start + size
+            sql, order = self._compile(size)
+            if positional:
+                params: Any = list(chain.from_iterable(zip(*(columns[key][start:stop] for key in order))))
+            else:
+                params = self.batch.parameters(self.keys, columns, start, stop)
+            out.append((sql, params))
+            start = stop
+        return out
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass
 class OurStatements:
     """The statements of enqueue, claim and complete, ready for the raw driver."""
 
@@ -119,6 +193,7 @@ class OurStatements:
     complete: RawStatement
     update_returning: bool
     dialect: Dialect
+    batch: RawBatch | None = None
     _by_ids: dict[int, tuple[RawStatement, RawStatement]] = field(default_factory=dict)
 
     def claim_by_ids(self, count: int) -> tuple[RawStatement, RawStatement]:
@@ -136,6 +211,8 @@ class OurStatements:
         out = {"insert": self.insert.sql, "complete": self.complete.sql, "candidates": self.candidates.sql}
         if self.claim is not None:
             out["claim"] = self.claim.sql
+        if self.batch is not None:
+            out["batch (of 2)"] = self.batch.sql(2)
         return out
 
 
@@ -168,6 +245,13 @@ def our_statements(backend: SQLBackend) -> OurStatements:
         .returning(*jobs.c)
     )
     returning = bool(dialect.update_returning)
+    batch = None
+    if backend.batch_insert is not None and dialect.insert_returning:
+        keys = tuple(values)
+        roles = {key: role for key, value in values.items() for role in s if _is(value, s[role])}
+        encoders = backend.batch_insert.encoders(jobs, keys, dialect)
+        fixed = {key: (encoders[key] or _same)(value) for key, value in values.items() if key not in roles}
+        batch = RawBatch(backend.batch_insert, dialect, keys, roles, fixed, encoders)
     return OurStatements(
         insert=compile_raw(enqueue, dialect),
         claim=compile_raw(backend.claim_statement(candidates, claim_values), dialect) if returning else None,
@@ -175,6 +259,7 @@ def our_statements(backend: SQLBackend) -> OurStatements:
         complete=compile_raw(complete, dialect),
         update_returning=returning,
         dialect=dialect,
+        batch=batch,
     )
 
 

@@ -72,8 +72,9 @@ def enqueued_once(backend: SQLBackend, queue: str, ids: list[int], count: int) -
     return f"ok: {count} rows"
 
 
-def same_sql(backend: SQLBackend, statements: OurStatements, queue: str) -> dict[str, bool]:
-    """Whether the library sends the very SQL the raw baseline runs (one call of each)."""
+def same_sql(backend: SQLBackend, statements: OurStatements, queue: str, batch: int = 10_000) -> dict[str, bool]:
+    """Whether the library sends the very SQL the raw baseline runs (one call of
+    each; the batch enqueue with ``batch`` jobs, every statement of it)."""
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -88,12 +89,24 @@ def same_sql(backend: SQLBackend, statements: OurStatements, queue: str) -> dict
         ids = client.claim(queue, 1)
         for job_id in ids:
             client.complete(job_id)
+        batch_sent: list[str] = []
+        if statements.batch is not None:
+            batch_start = len(seen)
+            client.enqueue_batch(queue, 1, batch)
+            batch_sent = seen[batch_start:]
     finally:
         event.remove(backend._root_engine, "before_cursor_execute", record)
         fill.delete_queue(backend, queue)
     claim = statements.claim.sql if statements.claim is not None else statements.candidates.sql
-    return {
+    same = {
         "enqueue": statements.insert.sql in seen,
         "claim": claim in seen,
         "complete": statements.complete.sql in seen,
     }
+    if statements.batch is not None:
+        raw = statements.batch
+        sizes = raw.batch.split(batch, len(raw.keys))
+        # The same statements, in the same order (BEGIN and COMMIT are sent
+        # past the listeners, on both sides).
+        same["batch"] = batch_sent == [raw.sql(size) for size in sizes]
+    return same

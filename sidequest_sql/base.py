@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, Inval
 
 from . import jsonvalues
 from .connections import lost, unavailable
-from .driver import DriverStatement, ExecuteMany
+from .driver import DriverStatement
 from .errors import (
     ConnectionLostError,
     DuplicatedJobError,
@@ -60,6 +60,7 @@ from .fields import (
     check_time,
     check_time_range,
 )
+from .idle import IdleConnections
 from .records import (
     FINISHED_STATES,
     JobCounts,
@@ -81,6 +82,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Dialect, Engine, ExceptionContext
     from sqlalchemy.sql.dml import Insert
+
+    from .batches import BatchInsert
 
 Clock = Callable[[], datetime]
 TimeUnit = Literal["m", "h", "d"]
@@ -177,13 +180,12 @@ class SQLBackend:
     one statement run on a bare pooled connection (``_alone``).
     """
 
-    execute_many_returning: ClassVar[ExecuteMany | None] = None
-    """With ``direct_execution``, how the driver sends one ``INSERT … RETURNING``
-    for each row of a batch in one call and returns every row, in batch order:
-    ``(cursor, sql, args_list) -> rows``. A batch enqueue then goes that way,
-    one statement parsed once; else (None) through SQLAlchemy's
-    ``insertmanyvalues``, whose multi-row statements a driver must parse anew
-    each time.
+    batch_insert: ClassVar[BatchInsert | None] = None
+    """How a batch of rows (``create_new_jobs``) goes in few multi-row
+    ``INSERT … RETURNING`` statements, where the database has
+    ``INSERT … RETURNING``: a ``batches.BatchInsert`` (Postgres:
+    ``UnnestInsert``, one statement for any batch; SQLite: ``ValuesInsert``).
+    None: SQLAlchemy's ``insertmanyvalues``, or one INSERT per row.
     """
 
     # -- construction ------------------------------------------------------------
@@ -209,6 +211,7 @@ class SQLBackend:
         self.schema = schema
         self.clock: Clock = clock or system_clock
         self._worker_name = worker_name
+        self._default_worker_name = (-1, "")  # (pid, name): the name, made once per process
         options = {"json_serializer": jsonvalues.dumps, **self.engine_options(self.url)}
         options.update(engine_options)
         begin = None
@@ -230,6 +233,9 @@ class SQLBackend:
         self._autocommit: Engine | None = (
             engine.execution_options(sidequest_autocommit=True) if self.single_statement_autocommit else None
         )
+        # Where one-statement operations run on bare connections (``_alone``),
+        # kept between them.
+        self._idle = IdleConnections(self._autocommit or self.engine, self.connection_alive)
         self._statements: dict[Hashable, Any] = {}
         self._schema_map = None if schema is None else {None: schema}
 
@@ -246,12 +252,18 @@ class SQLBackend:
 
     def close(self) -> None:
         """Close every pooled connection."""
+        self._idle.clear()
         self._root_engine.dispose()
 
     @property
     def worker_name(self) -> str:
         """What ``claimed_by`` records; read at claim time so it stays right after a fork."""
-        return self._worker_name or f"sidequest@{socket.gethostname()}-{os.getpid()}"
+        if self._worker_name is not None:
+            return self._worker_name
+        pid = os.getpid()
+        if self._default_worker_name[0] != pid:
+            self._default_worker_name = (pid, f"sidequest@{socket.gethostname()}-{pid}")
+        return self._default_worker_name[1]
 
     # -- dialect hooks -------------------------------------------------------------
 
@@ -271,8 +283,10 @@ class SQLBackend:
     def connection_alive(self, dbapi_connection: Any) -> bool:
         """Whether a driver connection leaving the pool may still work.
 
-        Called at every checkout, so it must not ask the server; a connection
-        it calls dead is replaced before anything is sent on it. The default
+        Called at every checkout, and whenever a connection kept between
+        one-statement operations (``idle.IdleConnections``) is taken again,
+        so it must not ask the server; a connection it calls dead is replaced
+        before anything is sent on it. The default
         trusts every connection (right for an embedded database).
         """
         return True
@@ -429,7 +443,7 @@ class SQLBackend:
                 seen.add(digest)
         inserted = self._write(
             lambda conn: self._insert_rows(conn, jobs, rows),
-            one_statement=self._one_statement_insert(len(rows)),
+            one_statement=self._one_statement_insert(len(rows), len(rows[0])),
             duplicate_job="a unique_digest in jobs is held by another job",
         )
         return [_job(row) for row in inserted]
@@ -751,7 +765,8 @@ class SQLBackend:
         begins transactions itself (``write_begin``: SQLite), a write runs
         between that BEGIN and a commit, and a read (one SELECT) needs
         neither. It is run again where ``_read`` and ``_write`` would
-        (``_attempts``).
+        (``_attempts``). The connection is one such an operation used before
+        where there is one (``IdleConnections``), not a new checkout.
         """
         if self._autocommit is not None:
             engine, begin = self._autocommit, None
@@ -764,14 +779,17 @@ class SQLBackend:
 
         def once() -> list[Sequence[Any]]:
             try:
-                fairy = engine.raw_connection()
+                fairy = self._idle.take()
             except (engine.dialect.loaded_dbapi.Error, DBAPIError, InvalidRequestError) as exc:
                 raise unavailable(self.url, exc) from exc
+            clean = False
             try:
                 with self._translating(duplicate_job):
-                    return self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
+                    rows = self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
+                clean = True
+                return rows
             finally:
-                fairy.close()
+                self._idle.give_back(fairy, clean=clean)
 
         return self._attempts(once, write=write)
 
@@ -779,25 +797,20 @@ class SQLBackend:
         """Insert ``rows`` and return them as stored (every column, in table
         order), in the same order.
 
-        With ``RETURNING`` where the database has it (for a batch, where the
-        driver also keeps the rows in parameter order); else one INSERT per row,
-        read back by the new keys in the same transaction.
+        With ``RETURNING`` where the database has it (for a batch, the few
+        statements of the dialect's ``batch_insert``, or where the driver also
+        keeps the rows in parameter order); else one INSERT per row, read back
+        by the new keys in the same transaction.
         """
         dialect = conn.dialect
         if len(rows) == 1 and dialect.insert_returning:
             key, build = _insert_one(table, rows[0])
             return self._run(key, conn, build, rows[0])
-        keys = frozenset(rows[0])
-        execute_many = type(self).execute_many_returning  # a plain function, not a method
-        if (
-            len(rows) > 1
-            and self.direct_execution
-            and execute_many is not None
-            and dialect.insert_returning
-            and all(frozenset(row) == keys for row in rows)
-        ):
-            key, build = _insert_one(table, rows[0])
-            return self._driver_statement(key, conn.dialect, build).rows_of_many(conn, rows, execute_many)
+        keys = tuple(rows[0])
+        batch = self.batch_insert
+        if batch is not None and dialect.insert_returning and all(row.keys() == rows[0].keys() for row in rows):
+            encoders = self._statement(("batch_encoders", table.name, keys), lambda: batch.encoders(table, keys, dialect))
+            return batch.insert(table, rows, encoders, lambda key, build, params: self._run(key, conn, build, params))
         if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
             stmt = self._statement(
                 ("insert_many", table.name),
@@ -864,14 +877,21 @@ class SQLBackend:
     # BEGIN and no COMMIT, the statement being atomic on its own. Everything
     # else runs in one transaction.
 
-    def _one_statement_insert(self, rows: int) -> bool:
-        """Whether ``_insert_rows`` of this many rows sends one statement.
+    def _one_statement_insert(self, rows: int, columns: int | None = None) -> bool:
+        """Whether ``_insert_rows`` of this many rows, of ``columns`` values
+        each, sends one statement.
 
-        Only a single row: a batch sends several INSERTs (one per row,
-        pipelined, with ``execute_many_returning``; else insertmanyvalues
-        pages) that must commit together.
+        A single row; or a batch the dialect's ``batch_insert`` sends as one
+        (Postgres: any). Else a batch sends several INSERTs (``batch_insert``
+        statements, insertmanyvalues pages, one per row) that must commit
+        together; so does a batch whose width is not given.
         """
-        return rows == 1 and bool(self.engine.dialect.insert_returning)
+        if not self.engine.dialect.insert_returning:
+            return False
+        if rows == 1:
+            return True
+        batch = self.batch_insert
+        return batch is not None and columns is not None and len(batch.split(rows, columns)) == 1
 
     def _one_statement_update(self) -> bool:
         """Whether ``_update_by_ids`` of one id, and the claim, send one statement."""
@@ -995,25 +1015,23 @@ class SQLBackend:
     def _new_job_values(self, job: NewJobData, now: datetime, argument: str) -> dict[str, Any]:
         if not isinstance(job, NewJobData):
             raise TypeError(f"{argument} must be a NewJobData, not {type(job).__name__}")
-        values = {
+        given = {
             "queue": job.queue,
-            "state": "waiting",
             "script": job.script,
             "job_class": job.job_class,
             "args": job.args,
             "constructor_args": job.constructor_args,
             "timeout": job.timeout,
-            "attempt": 0,
             "max_attempts": job.max_attempts,
-            "inserted_at": now,
             "available_at": now if job.available_at is None else job.available_at,
             "unique_digest": job.unique_digest,
             "uniqueness_config": job.uniqueness_config,
             "retry_delay": job.retry_delay,
             "backoff_strategy": job.backoff_strategy,
         }
-        check_changes(JOB_FIELDS, values, "job")
-        return values
+        check_changes(JOB_FIELDS, given, "job")
+        # What the backend sets itself needs no check (``now`` had its own).
+        return {**given, "state": "waiting", "attempt": 0, "inserted_at": now}
 
     def _text_filter(self, column: ColumnElement[str], value: Any, name: str) -> ColumnElement[bool] | None:
         if value is None:

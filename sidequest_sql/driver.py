@@ -11,7 +11,7 @@ errors come out as SQLAlchemy's ``DBAPIError`` family and a broken connection
 is invalidated, as on the ordinary path, so the rest of the backend cannot
 tell the difference.
 
-Run through a SQLAlchemy ``Connection`` (``rows``, ``rows_of_many``), each
+Run through a SQLAlchemy ``Connection`` (``rows``), each
 statement still reaches the engine's ``before_cursor_execute`` listeners
 (with no execution context: ``context`` is None), so logging and tracing
 keep working. ``rows_alone`` has no Connection to give them: the backend uses
@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 class DriverStatement:
     """One compiled statement: its SQL text, how to bind a call's values, how to read its rows."""
 
-    __slots__ = ("sql", "_dialect", "_alive", "_names", "_positional", "_fixed", "_binders", "_readers")
+    __slots__ = ("sql", "_dialect", "_alive", "_slots", "_positional", "_fixed", "_binders", "_readers", "_fetch")
+
+    # Processors that map None to None are not called for a None: most
+    # columns of a job are NULL most of the time.
 
     sql: str
 
@@ -57,7 +60,6 @@ class DriverStatement:
         self._dialect = dialect
         self._alive = alive
         self._positional = bool(compiled.positional)
-        self._names: tuple[str, ...] = tuple(compiled.positiontup or ()) if self._positional else ()
         processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
         # Values fixed at build time (e.g. state = 'waiting') are processed once, here.
         self._fixed: dict[str, Any] = {}
@@ -65,16 +67,25 @@ class DriverStatement:
             if bind.callable is None and bind.value is not None:
                 processor = processors.get(name)
                 self._fixed[name] = bind.value if processor is None else processor(bind.value)
-        self._binders = {name: p for name, p in processors.items() if name not in self._fixed}
-        self._readers: tuple[Callable[[Any], Any] | None, ...] = tuple(
-            column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+        self._binders = {
+            name: (p, _keeps_none(p)) for name, p in processors.items() if name not in self._fixed
+        }
+        # A positional statement's parameters in order: (name, fixed value, processor, keeps None).
+        self._slots: tuple[tuple[str, Any, Callable[[Any], Any] | None, bool], ...] = tuple(
+            (name, self._fixed.get(name, _UNSET), *self._binders.get(name, (None, True)))
+            for name in (compiled.positiontup or () if self._positional else ())
+        )
+        self._fetch: Send = _execute_fetching if compiled._result_columns else _execute_only
+        readers = (column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns)
+        self._readers: tuple[tuple[int, Callable[[Any], Any], bool], ...] = tuple(
+            (i, read, _keeps_none(read)) for i, read in enumerate(readers) if read is not None
         )
 
     def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Run the statement with ``values`` on ``conn``'s driver connection; every row it returns."""
 
-        send = _execute_fetching if self._readers else _execute_only
-        return self._run(conn.connection, conn, send, self._args(values), many=False)
+        send = self._fetch
+        return self._run(conn.connection, conn, send, self._args(values))
 
     def rows_alone(self, fairy: Any, values: Mapping[str, Any], begin: str | None = None) -> list[Sequence[Any]]:
         """``rows`` on a pooled connection (``engine.raw_connection()``) with no
@@ -82,26 +93,32 @@ class DriverStatement:
         transaction: in the driver's autocommit, or between ``begin`` (say
         ``BEGIN IMMEDIATE``) and a commit. ``before_cursor_execute``
         listeners are not called, so use it only where there are none."""
-        send: ExecuteMany = _execute_fetching if self._readers else _execute_only
+        send: Send = self._fetch
         if begin is not None:
             send = _in_transaction(begin, send, fairy.dbapi_connection)
-        return self._run(fairy, None, send, self._args(values), many=False)
-
-    def rows_of_many(
-        self, conn: Connection, batch: Sequence[Mapping[str, Any]], execute_many: ExecuteMany
-    ) -> list[Sequence[Any]]:
-        """Run the statement once per item of ``batch`` in one driver call,
-        ``execute_many(cursor, sql, args_list)``, which returns every row in batch order."""
-        return self._run(conn.connection, conn, execute_many, [self._args(values) for values in batch], many=True)
+        return self._run(fairy, None, send, self._args(values))
 
     def _args(self, values: Mapping[str, Any]) -> Any:
+        if self._positional:
+            args = []
+            for name, fixed, processor, keeps_none in self._slots:
+                if fixed is not _UNSET:
+                    args.append(fixed)
+                    continue
+                value = values[name]
+                if processor is not None and (value is not None or not keeps_none):
+                    value = processor(value)
+                args.append(value)
+            return args
         params = {**self._fixed, **values}
-        for name, processor in self._binders.items():
-            params[name] = processor(params[name])
-        return tuple(params[name] for name in self._names) if self._positional else params
+        for name, (processor, keeps_none) in self._binders.items():
+            value = params[name]
+            if value is not None or not keeps_none:
+                params[name] = processor(value)
+        return params
 
     def _run(
-        self, fairy: Any, conn: Connection | None, send: ExecuteMany, args: Any, *, many: bool
+        self, fairy: Any, conn: Connection | None, send: Send, args: Any
     ) -> list[Sequence[Any]]:
         """``send`` on a cursor of ``fairy`` (``conn``'s, if there is a Connection around it)."""
         sql = self.sql
@@ -111,7 +128,7 @@ class DriverStatement:
                 listeners = conn.dispatch.before_cursor_execute
                 if listeners:
                     for listener in listeners:
-                        sql, args = listener(conn, cursor, sql, args, None, many)
+                        sql, args = listener(conn, cursor, sql, args, None, False)
             fetched = send(cursor, sql, args)
         except self._dialect.loaded_dbapi.Error as exc:
             dbapi_connection = fairy.dbapi_connection
@@ -131,9 +148,28 @@ class DriverStatement:
         finally:
             cursor.close()
         readers = self._readers
-        if not any(readers):
-            return [tuple(row) for row in fetched]
-        return [tuple(v if read is None else read(v) for v, read in zip(row, readers)) for row in fetched]
+        if not readers:
+            return fetched
+        rows: list[Sequence[Any]] = []
+        for fetched_row in fetched:
+            row = list(fetched_row)
+            for i, read, keeps_none in readers:
+                value = row[i]
+                if value is not None or not keeps_none:
+                    row[i] = read(value)
+            rows.append(row)
+        return rows
+
+
+_UNSET = object()
+
+
+def _keeps_none(processor: Callable[[Any], Any]) -> bool:
+    """Whether ``processor`` maps None to None, so that it need not see one."""
+    try:
+        return processor(None) is None
+    except Exception:  # e.g. a processor that refuses None: it must see every value
+        return False
 
 
 def _execute_fetching(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
@@ -147,7 +183,7 @@ def _execute_only(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
     return []
 
 
-def _in_transaction(begin: str, send: ExecuteMany, dbapi_connection: Any) -> ExecuteMany:
+def _in_transaction(begin: str, send: Send, dbapi_connection: Any) -> Send:
     """``send`` after ``begin``, committed, or rolled back if anything fails."""
 
     def send_in_transaction(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
@@ -166,15 +202,6 @@ def _in_transaction(begin: str, send: ExecuteMany, dbapi_connection: Any) -> Exe
     return send_in_transaction
 
 
-ExecuteMany = Callable[[Any, str, Any], list[Sequence[Any]]]
-"""``(cursor, sql, args)`` to the rows: how one driver call sends a statement."""
+Send = Callable[[Any, str, Any], list[Sequence[Any]]]
+"""``(cursor, sql, args)`` to the rows: how a statement is sent on a cursor."""
 
-
-def execute_each(cursor: Any, sql: str, args_list: Any) -> list[Sequence[Any]]:
-    """An ``ExecuteMany`` for any driver: the statement once per item, in
-    order, on one cursor; the driver's statement cache parses it once."""
-    rows: list[Sequence[Any]] = []
-    for args in args_list:
-        cursor.execute(sql, args)
-        rows.extend(cursor.fetchall())
-    return rows

@@ -28,6 +28,8 @@ _LARGEST_INT = int(sys.float_info.max)
 def check_json(value: Any, argument: str) -> None:
     """Raise TypeError/ValueError naming ``argument`` unless ``value`` is a
     JSON value every dialect stores faithfully."""
+    if type(value) is list and all(map(_plainly_fine, value)):
+        return  # the common case, such as args=[1, "x"]
     stack: list[tuple[Any, str, int]] = [(value, argument, 0)]
     while stack:
         item, where, depth = stack.pop()
@@ -67,7 +69,24 @@ def check_storable_text(text: str, where: str) -> None:
         raise ValueError(f"{where} contains a lone surrogate, which is not text a database can store")
 
 
+def _plainly_fine(item: Any) -> bool:
+    """A quick yes for a scalar of a plain type that is fine (ASCII text
+    without NUL, an int in a double's range); anything else takes the full
+    walk, which says what is wrong."""
+    kind = type(item)
+    if kind is str:
+        return item.isascii() and "\x00" not in item
+    if kind is int:
+        return abs(item) <= _LARGEST_INT
+    return item is None or kind is bool
+
+
+_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
+
+
 def _normalised(value: Any) -> Any:
+    if type(value) in _PLAIN_SCALARS:
+        return value
     if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
         return int(value)
     if isinstance(value, list):

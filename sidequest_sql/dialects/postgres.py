@@ -10,10 +10,12 @@
 - An operation that is a single statement (a claim, an enqueue, an
   ``update_job``, most reads) runs in autocommit: one round trip, no
   ``BEGIN``/``COMMIT``. A single statement is atomic in Postgres, and the
-  claim's row locks last until it ends. Batches of several INSERTs and
-  operations of several statements run in one transaction.
+  claim's row locks last until it ends. So does a batch enqueue
+  (``create_new_jobs``), which is one ``INSERT … SELECT … FROM unnest(…)``
+  of one array parameter per column, whatever its size. Operations of
+  several statements run in one transaction.
 - A pooled connection the server closed while it sat idle (a restart,
-  ``pg_terminate_backend``) is noticed as it leaves the pool, without a round
+  ``pg_terminate_backend``) is noticed before it is used, without a round
   trip, and replaced.
 - The counts per state read the ``(queue, state)`` index alone (an
   index-only scan, as long as autovacuum keeps the table's visibility map
@@ -31,32 +33,51 @@ from datetime import datetime
 from typing import Any
 
 from psycopg.pq import ConnStatus
-from sqlalchemy import ColumnElement, event, func, type_coerce
+from sqlalchemy import BindParameter, ColumnElement, event, func, type_coerce
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 
 from ..base import SQLBackend, TimeUnit
+from ..batches import Encoded, UnnestInsert
 from ..connections import socket_readable
 from ..schema import Timestamp
 
 _DATE_TRUNC_FIELDS = {"m": "minute", "h": "hour", "d": "day"}
 
 
-def _executemany_returning(cursor: Any, sql: str, args_list: list[Any]) -> list[Any]:
-    """psycopg's pipelined executemany: one statement, parsed once, all rows in one round trip."""
-    cursor.executemany(sql, args_list, returning=True)
-    rows = []
-    while True:
-        rows.extend(cursor.fetchall())
-        if not cursor.nextset():
-            return rows
+class BinaryParameter(BindParameter[Any]):
+    """A parameter psycopg sends in its binary format: ``%(name)b``, not ``%(name)s``.
+
+    For the arrays of a batch insert: psycopg writes an array of times or
+    numbers in binary at a fraction of the cost of its text form, and the
+    server reads it back cheaper too (measured on 10,000 jobs: the INSERT's
+    round trip 220 ms → 135 ms). With another driver, a plain parameter.
+    """
+
+    inherit_cache = True
+
+
+@compiles(BinaryParameter, "postgresql")
+def _binary_parameter(element: BinaryParameter, compiler: Any, **kw: Any) -> str:
+    placeholder: str = compiler.visit_bindparam(element, **kw)
+    if compiler.dialect.driver == "psycopg" and compiler.dialect.paramstyle == "pyformat" and placeholder.endswith(")s"):
+        return placeholder[:-1] + "b"
+    return placeholder
+
+
+class _PsycopgUnnestInsert(UnnestInsert):
+    def parameter(self, key: str) -> BindParameter[Any]:
+        return BinaryParameter(key, type_=Encoded())
 
 
 class PostgresBackend(SQLBackend):
     supports_schemas = True
     single_statement_autocommit = True
     direct_execution = True
-    execute_many_returning = _executemany_returning
+    # One INSERT … SELECT FROM unnest(arrays) for a whole batch: one statement
+    # in autocommit, its text the same for any batch size.
+    batch_insert = _PsycopgUnnestInsert()
 
     @classmethod
     def engine_url(cls, url: URL) -> URL:

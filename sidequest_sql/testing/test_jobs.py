@@ -17,6 +17,7 @@ from sidequest_sql import (
     SidequestError,
 )
 from sidequest_sql.base import SQLBackend
+from sidequest_sql.testing.batches import mixed_jobs
 from sidequest_sql.testing.clock import ManualClock
 from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
@@ -174,6 +175,31 @@ class TestCreateNewJobs:
         created = backend.create_new_jobs(new_job(args=[i], unique_digest=f"d{i}") for i in range(1500))
         assert [job.args for job in created] == [[i] for i in range(1500)]
         assert backend.count_jobs().total == 1500
+
+    def test_a_large_mixed_batch_returns_what_get_job_reads_in_input_order(
+        self, backend: SQLBackend, sidequest_clock: ManualClock
+    ) -> None:
+        now = sidequest_clock()
+        batch = mixed_jobs(2_500, now)
+        created = backend.create_new_jobs(batch)
+        assert len(created) == len(batch) and len({job.id for job in created}) == len(batch)
+        for job, given in zip(created, batch, strict=True):
+            expected = {
+                **{field.name: getattr(given, field.name) for field in dataclasses.fields(NewJobData)},
+                "available_at": now if given.available_at is None else given.available_at,
+            }
+            assert {name: getattr(job, name) for name in expected} == expected, given.args[0]
+            assert (job.state, job.attempt, job.inserted_at) == ("waiting", 0, now)
+            assert job.available_at.tzinfo == UTC
+            assert job == backend.get_job(job.id)
+
+    def test_a_clash_on_the_last_job_of_a_large_batch_writes_nothing(self, backend: SQLBackend) -> None:
+        holder = backend.create_new_job(new_job(unique_digest="taken"))
+        batch = [new_job(args=[i], unique_digest=f"d{i}") for i in range(2_499)] + [new_job(unique_digest="taken")]
+        with pytest.raises(DuplicatedJobError):
+            backend.create_new_jobs(batch)
+        assert every_job(backend) == [holder]
+        assert len(backend.create_new_jobs(batch[:-1])) == 2_499
 
     def test_accepts_any_iterable(self, backend: SQLBackend) -> None:
         def generate() -> Iterator[NewJobData]:

@@ -202,19 +202,23 @@ def test_idle_pooled_connections_whose_sessions_were_terminated_are_replaced_bef
 ) -> None:
     backend, name = lossy_backend(make_backend, new_schema(), hang_guard)
     ids = [job.id for job in backend.create_new_jobs(NewJobData(QUEUE, "s.js", "S", args=[i]) for i in range(5))]
-    # Several connections at once, so that the pool keeps several.
+    # One kept between one-statement operations (IdleConnections), and
+    # several more at once, so that the pool keeps several.
+    assert backend.get_job(ids[0]) is not None
+    assert len(backend._idle) == 1
     held = [backend.engine.connect() for _ in range(4)]
     for conn in held:
         conn.exec_driver_sql("SELECT 1")
     for conn in held:
         conn.close()
     pooled = sessions(pg_engine, name)
-    assert len(pooled) >= 4
+    assert len(pooled) >= 5
 
     terminate(pg_engine, pooled)
     wait_gone(pg_engine, name, pooled)
 
-    # Each call checks out one of the dead connections in turn; writes first, as they are never retried.
+    # Each call takes one of the dead connections in turn, the kept one
+    # first; writes first, as they are never retried.
     [first] = backend.claim_pending_job(QUEUE)
     assert backend.update_job(first.id, state="completed", completed_at=datetime.now(UTC)).state == "completed"
     new = backend.create_new_job(NewJobData(QUEUE, "s.js", "S", args=["new"]))

@@ -35,6 +35,9 @@ def exercise(backend: SQLBackend) -> None:
     assert [claimed.id for claimed in backend.claim_pending_job("default")] == [job.id]
     backend.update_job(job.id, state="completed", completed_at=backend.clock())
     assert backend.count_jobs().completed == 1
+    batch = backend.create_new_jobs([NewJobData("default", "s.js", "S", args=[i]) for i in range(3)])
+    assert [backend.get_job(made.id) for made in batch] == batch
+    assert backend.count_jobs().waiting == 3
     assert len(backend.count_jobs_over_time("2h")) == 2
 
 

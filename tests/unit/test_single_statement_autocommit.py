@@ -39,7 +39,15 @@ def test_postgres_autocommit_view_shares_the_pool() -> None:
     assert options["sidequest_autocommit"] is True
     assert options["schema_translate_map"] == {None: "s"}
     assert backend._one_statement_update() and backend._one_statement_insert(1)
-    assert not backend._one_statement_insert(2)
+    # A batch of any size is one INSERT … SELECT FROM unnest(…).
+    assert backend._one_statement_insert(2, 15) and backend._one_statement_insert(100_000, 15)
+
+
+def test_a_sqlite_batch_beyond_one_statement_says_so(tmp_path: object) -> None:
+    backend = SQLiteBackend(f"sqlite:///{tmp_path}/flag.sqlite")
+    assert backend._one_statement_insert(128, 15)
+    assert not backend._one_statement_insert(129, 15)
+    assert not backend._one_statement_insert(3, 15)  # 2 + 1
 
 
 @pytest.mark.parametrize("level", ["AUTOCOMMIT", "serializable;", 3])

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select, text
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 
 from sidequest_sql.schema import Timestamp
 
@@ -100,3 +110,43 @@ def test_bind_processing_per_dialect() -> None:
 def test_column_types_per_dialect() -> None:
     assert Timestamp().dialect_impl(postgresql.dialect()).timezone is True
     assert Timestamp().dialect_impl(sqlite.dialect()).timezone is False
+
+
+def _sqlalchemy_chain(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """What SQLAlchemy alone would do with a ``Timestamp``: ``process_bind_param``
+    then the impl's bind processor, the impl's result processor then
+    ``process_result_value``."""
+    kind = Timestamp()
+    impl = kind.load_dialect_impl(dialect)
+    to_impl = impl.bind_processor(dialect) or (lambda value: value)
+    from_impl = impl.result_processor(dialect, None) or (lambda value: value)
+    return (
+        lambda value: to_impl(kind.process_bind_param(value, dialect)),
+        lambda value: kind.process_result_value(from_impl(value), dialect),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(aware)
+def test_sqlite_processors_write_and_read_what_sqlalchemys_would(value: datetime) -> None:
+    dialect = sqlite.dialect()
+    bind, read = _sqlalchemy_chain(dialect)
+    ours_bind, ours_read = Timestamp().bind_processor(dialect), Timestamp().result_processor(dialect, None)
+    text_form = bind(value)
+    assert ours_bind(value) == text_form
+    assert ours_read(text_form) == read(text_form) == value
+    assert ours_read(text_form).tzinfo is UTC
+    # As SQLite's CURRENT_TIMESTAMP writes it: no microseconds.
+    assert ours_read(text_form[:19]) == read(text_form[:19])
+    assert ours_bind(None) is None and ours_read(None) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(aware)
+def test_postgres_result_processor_reads_what_sqlalchemys_would(value: datetime) -> None:
+    dialect = postgresql.dialect()
+    _, read = _sqlalchemy_chain(dialect)
+    ours = Timestamp().result_processor(dialect, None)
+    assert ours(value) == read(value) == value
+    assert ours(value).tzinfo is UTC
+    assert ours(None) is None
