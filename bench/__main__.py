@@ -17,6 +17,7 @@ import sys
 from dataclasses import replace
 
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 import sidequest_sql as sq
 
@@ -79,6 +80,21 @@ def server_version(backend: sq.SQLBackend) -> str:
     return str(backend.engine.dialect.server_version_info)
 
 
+def backend_for(settings: Settings) -> sq.SQLBackend:
+    """The backend every thread of the run shares, its pool holding a
+    connection for each thread of the busiest phase, as the raw side has one
+    per thread (fewer, and the threads beyond the pool's size check a
+    connection out and in again on every call). A pool of one (an in-memory
+    SQLite database) stays one."""
+    backend = sq.create_backend(settings.url)
+    threads = max(settings.threads, settings.enqueue_threads)
+    pool = backend.engine.pool
+    if isinstance(pool, QueuePool) and 1 < pool.size() < threads:
+        backend.close()
+        backend = sq.create_backend(settings.url, pool_size=threads)
+    return backend
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
@@ -93,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [*DEFAULT_PHASES, *(BIG_PHASES if args.big else ())]
     progress = Progress(enabled=not args.no_progress)
 
-    backend = sq.create_backend(settings.url)
+    backend = backend_for(settings)
     shown_url = backend.url.render_as_string(hide_password=True)
     backend.migrate()
     fill.reset(backend)
@@ -116,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": server_version(backend),
         "settings": {k: v for k, v in vars(settings).items() if k != "url"},
         "phases": names,
+        "pool_size": backend.engine.pool.size() if isinstance(backend.engine.pool, QueuePool) else None,
         "baseline_sql_identical": same,
     })
     progress.note(f"{shown_url} ({info['server']}), {info['cpus']} CPUs, load {info['load_average_at_start']}")
@@ -128,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         fill.reset(backend)
         backend.close()
 
-    print(f"\n{info['date']}  {shown_url}  ({info['server']})  python -m bench {' '.join(argv)}\n")
+    print(f"\n{info['date']}  {shown_url}  ({info['server']})  python -m bench {' '.join(argv)}")
+    print(f"pool_size of the library's backend: {info['pool_size']}\n")
     print(report.table(bench.rows))
     ratios = report.derived(bench.rows)
     if ratios:

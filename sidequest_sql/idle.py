@@ -22,7 +22,6 @@ operation goes through the pool.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +42,6 @@ class IdleConnections:
         self._alive = alive
         self.limit = lendable(engine.pool)
         self._idle: list[Any] = []
-        self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def take(self) -> Any:
@@ -66,11 +64,17 @@ class IdleConnections:
     def give_back(self, fairy: Any, *, clean: bool) -> None:
         """Keep ``fairy`` for the next operation if its statement succeeded
         (``clean``) and there is room; else check it in to the pool."""
-        if clean and fairy.is_valid and self._pid == os.getpid():
-            with self._lock:
-                if len(self._idle) < self.limit and self._pool_is_plain():
-                    self._idle.append(fairy)
-                    return
+        if clean and fairy.is_valid and self._pid == os.getpid() and self._pool_is_plain():
+            idle = self._idle
+            idle.append(fairy)
+            # No lock: list operations are atomic. Threads giving back at once
+            # may overshoot the limit for a moment; each then returns one.
+            if len(idle) <= self.limit:
+                return
+            try:
+                fairy = idle.pop(0)
+            except IndexError:
+                return
         fairy.close()
 
     def clear(self) -> None:
