@@ -8,12 +8,12 @@ accepted or refused the same way everywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .jsonvalues import check_json, check_storable_text
+from .jsonvalues import check_json, check_storable_text, plain_json
 from .records import JOB_STATES, QUEUE_STATES
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -28,13 +28,20 @@ class Field:
     max_length: int | None = None
     minimum: int = INT_MIN
     choices: tuple[str, ...] = ()
+    plainly_fine: Callable[[Any], bool] = field(init=False, repr=False, compare=False)
+    """A quick yes for the values nearly every call passes (plain ASCII text,
+    an int in range, a UTC datetime, a flat list of plain scalars); anything
+    else takes the full checks of ``check``, which say what is wrong."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plainly_fine", _quick_check(self))
 
     def check(self, value: Any, name: str) -> None:
         if value is None:
             if not self.nullable:
                 raise ValueError(f"{name} cannot be None")
             return
-        if self._plainly_fine(value):
+        if self.plainly_fine(value):
             return
         if self.kind == "json":
             check_json(value, name)
@@ -46,25 +53,22 @@ class Field:
             check_text(value, name, max_length=self.max_length, choices=self.choices)
 
 
-    def _plainly_fine(self, value: Any) -> bool:
-        """A quick yes for the values nearly every call passes (plain ASCII
-        text, an int in range, a UTC datetime); anything else takes the full
-        checks, which say what is wrong."""
-        kind = self.kind
-        if kind == "text":
-            return (
-                type(value) is str
-                and value.isascii()
-                and "\x00" not in value
-                and (self.max_length is None or len(value) <= self.max_length)
-                and (not self.choices or value in self.choices)
-            )
-        if kind == "int":
-            return type(value) is int and self.minimum <= value <= INT_MAX
-        if kind == "time":
-            # Already in UTC: no conversion to overflow.
-            return type(value) is datetime and value.tzinfo is UTC
-        return False
+def _quick_check(spec: Field) -> Callable[[Any], bool]:
+    if spec.kind == "text":
+        if spec.choices:
+            choices = frozenset(spec.choices)
+            return lambda value: type(value) is str and value in choices
+        longest = INT_MAX if spec.max_length is None else spec.max_length
+        return lambda value: (
+            type(value) is str and len(value) <= longest and value.isascii() and "\x00" not in value
+        )
+    if spec.kind == "int":
+        least = spec.minimum
+        return lambda value: type(value) is int and least <= value <= INT_MAX
+    if spec.kind == "time":
+        # Already in UTC: no conversion to overflow.
+        return lambda value: type(value) is datetime and value.tzinfo is UTC
+    return plain_json
 
 
 def check_time(value: Any, name: str) -> None:
@@ -154,7 +158,7 @@ def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what:
             known = ", ".join(sorted(fields))
             raise ValueError(f"{name!r} is not a field of a {what} that can be changed{hint}; "
                              f"the fields are: {known}")
-        if value is not None and spec._plainly_fine(value):
+        if value is not None and spec.plainly_fine(value):
             continue
         spec.check(value, name)
 

@@ -28,8 +28,12 @@ _LARGEST_INT = int(sys.float_info.max)
 def check_json(value: Any, argument: str) -> None:
     """Raise TypeError/ValueError naming ``argument`` unless ``value`` is a
     JSON value every dialect stores faithfully."""
-    if type(value) is list and all(map(_plainly_fine, value)):
-        return  # the common case, such as args=[1, "x"]
+    if not plain_json(value):
+        check_json_fully(value, argument)
+
+
+def check_json_fully(value: Any, argument: str) -> None:
+    """``check_json`` without its quick yes: every item looked at."""
     stack: list[tuple[Any, str, int]] = [(value, argument, 0)]
     while stack:
         item, where, depth = stack.pop()
@@ -67,6 +71,15 @@ def check_storable_text(text: str, where: str) -> None:
         raise ValueError(f"{where} contains a NUL character, which databases cannot store")
     if not text.isascii() and _SURROGATE.search(text):
         raise ValueError(f"{where} contains a lone surrogate, which is not text a database can store")
+
+
+def plain_json(value: Any) -> bool:
+    """A quick yes for the common case, a flat list of plain scalars such as
+    ``[1, "x"]`` (``_plainly_fine``), empty lists and dicts included."""
+    kind = type(value)
+    if kind is list:
+        return all(map(_plainly_fine, value))
+    return kind is dict and not value
 
 
 def _plainly_fine(item: Any) -> bool:

@@ -23,7 +23,7 @@ from sidequest_sql.fields import (
     check_text,
     check_time,
 )
-from sidequest_sql.jsonvalues import MAX_DEPTH, check_json, dumps, loads
+from sidequest_sql.jsonvalues import MAX_DEPTH, check_json, check_json_fully, dumps, loads
 from sidequest_sql.records import JOB_STATES, QUEUE_STATES
 
 
@@ -353,3 +353,41 @@ def test_check_time_accepts_aware_datetimes(value: datetime) -> None:
 def test_check_time_refuses(value: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="since"):
         check_time(value, "since")
+
+
+# -- the quick yes in front of the full checks ----------------------------------------
+
+_any_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=300),
+    st.text(alphabet="ab", min_size=250, max_size=260),
+    st.sampled_from([*JOB_STATES, *QUEUE_STATES, "\x00", "a\x00b", "\ud800", "x" * 256]),
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])),
+    st.datetimes(),
+    st.lists(st.one_of(st.integers(min_value=-(2**1030), max_value=2**1030), st.text(max_size=5), st.none(),
+                       st.booleans(), st.floats()), max_size=4),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted({**{f"job.{k}": v for k, v in JOB_FIELDS.items()},
+                               **{f"queue.{k}": v for k, v in QUEUE_FIELDS.items()}}.items())),
+       _any_value)
+def test_a_quick_yes_is_never_given_to_a_value_the_full_checks_refuse(
+    named: tuple[str, Any], value: Any
+) -> None:
+    name, spec = named
+    if value is None or not spec.plainly_fine(value):
+        return
+    if spec.kind == "json":
+        check_json_fully(value, name)
+    elif spec.kind == "time":
+        check_time(value, name)
+    elif spec.kind == "int":
+        check_int(value, name, minimum=spec.minimum)
+    else:
+        check_text(value, name, max_length=spec.max_length, choices=spec.choices)
