@@ -258,7 +258,7 @@ class SQLBackend:
     @property
     def worker_name(self) -> str:
         """What ``claimed_by`` records; read at claim time so it stays right after a fork."""
-        if self._worker_name is not None:
+        if self._worker_name:
             return self._worker_name
         pid = os.getpid()
         if self._default_worker_name[0] != pid:
@@ -286,8 +286,8 @@ class SQLBackend:
         Called at every checkout, and whenever a connection kept between
         one-statement operations (``idle.IdleConnections``) is taken again,
         so it must not ask the server; a connection it calls dead is replaced
-        before anything is sent on it. The default
-        trusts every connection (right for an embedded database).
+        before anything is sent on it. The default trusts every connection
+        (right for an embedded database).
         """
         return True
 

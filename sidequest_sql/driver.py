@@ -35,9 +35,6 @@ class DriverStatement:
 
     __slots__ = ("sql", "_dialect", "_alive", "_slots", "_positional", "_fixed", "_binders", "_readers", "_fetch")
 
-    # Processors that map None to None are not called for a None: most
-    # columns of a job are NULL most of the time.
-
     sql: str
 
     def __init__(
@@ -83,9 +80,7 @@ class DriverStatement:
 
     def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Run the statement with ``values`` on ``conn``'s driver connection; every row it returns."""
-
-        send = self._fetch
-        return self._run(conn.connection, conn, send, self._args(values))
+        return self._run(conn.connection, conn, self._fetch, self._args(values))
 
     def rows_alone(self, fairy: Any, values: Mapping[str, Any], begin: str | None = None) -> list[Sequence[Any]]:
         """``rows`` on a pooled connection (``engine.raw_connection()``) with no
@@ -165,7 +160,8 @@ _UNSET = object()
 
 
 def _keeps_none(processor: Callable[[Any], Any]) -> bool:
-    """Whether ``processor`` maps None to None, so that it need not see one."""
+    """Whether ``processor`` maps None to None, so that it need not see one
+    (most columns of a job are NULL most of the time)."""
     try:
         return processor(None) is None
     except Exception:  # e.g. a processor that refuses None: it must see every value
