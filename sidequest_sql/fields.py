@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .jsonvalues import check_json, check_storable_text, plain_json
+from .jsonvalues import check_json_fully, check_storable_text, plain_json
 from .records import JOB_STATES, QUEUE_STATES
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -41,10 +41,13 @@ class Field:
             if not self.nullable:
                 raise ValueError(f"{name} cannot be None")
             return
-        if self.plainly_fine(value):
-            return
+        if not self.plainly_fine(value):
+            self.check_fully(value, name)
+
+    def check_fully(self, value: Any, name: str) -> None:
+        """``check`` of a value other than None, without the quick yes."""
         if self.kind == "json":
-            check_json(value, name)
+            check_json_fully(value, name)
         elif self.kind == "time":
             check_time(value, name)
         elif self.kind == "int":

@@ -23,7 +23,7 @@ from sidequest_sql.fields import (
     check_text,
     check_time,
 )
-from sidequest_sql.jsonvalues import MAX_DEPTH, check_json, check_json_fully, dumps, loads
+from sidequest_sql.jsonvalues import MAX_DEPTH, check_json, dumps, loads
 from sidequest_sql.records import JOB_STATES, QUEUE_STATES
 
 
@@ -381,13 +381,5 @@ def test_a_quick_yes_is_never_given_to_a_value_the_full_checks_refuse(
     named: tuple[str, Any], value: Any
 ) -> None:
     name, spec = named
-    if value is None or not spec.plainly_fine(value):
-        return
-    if spec.kind == "json":
-        check_json_fully(value, name)
-    elif spec.kind == "time":
-        check_time(value, name)
-    elif spec.kind == "int":
-        check_int(value, name, minimum=spec.minimum)
-    else:
-        check_text(value, name, max_length=spec.max_length, choices=spec.choices)
+    if value is not None and spec.plainly_fine(value):
+        spec.check_fully(value, name)
