@@ -50,9 +50,7 @@ class IdleConnections:
             # A forked child: the parent's connections are not ours to use or close.
             self._idle, self._pid = [], os.getpid()
         if self._idle and not self._pool_is_plain():
-            # A listener came: the pool sees every checkout and checkin from
-            # now on (the one connection left here between calls aside).
-            self.clear()
+            self.clear()  # a listener came: the pool sees every checkout and checkin from now on
         while self._idle:
             try:
                 fairy = self._idle.pop()
@@ -66,7 +64,7 @@ class IdleConnections:
     def give_back(self, fairy: Any, *, clean: bool) -> None:
         """Keep ``fairy`` for the next operation if its statement succeeded
         (``clean``) and there is room; else check it in to the pool."""
-        if clean and fairy.is_valid and self._pid == os.getpid():
+        if clean and fairy.is_valid and self._pid == os.getpid() and self._pool_is_plain():
             idle = self._idle
             idle.append(fairy)
             # No lock: list operations are atomic. Threads giving back at once

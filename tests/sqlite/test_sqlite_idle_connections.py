@@ -39,15 +39,19 @@ def test_a_plain_pool_lends_one_connection_for_a_run_of_calls(backend: SQLBacken
     assert len(backend._idle) == 0 and pool.checkedout() == 0
 
 
-def test_a_pool_listener_added_later_sees_every_checkout(backend: SQLBackend) -> None:
+def test_pool_listeners_added_later_see_every_checkout_and_checkin(backend: SQLBackend) -> None:
     backend.create_new_job(job())
     assert len(backend._idle) == 1
     checkouts: list[Any] = []
+    checkins: list[Any] = []
     event.listen(backend.engine.pool, "checkout", lambda *args: checkouts.append(args))
+    event.listen(backend.engine.pool, "checkin", lambda *args: checkins.append(args))
     for _ in range(3):
         backend.create_new_job(job())
-    # Each call checked its connection out of the pool, the first one included.
     assert len(checkouts) == 3
+    # The connection kept before the listeners came, then each call's own.
+    assert len(checkins) == 4
+    assert len(backend._idle) == 0
 
 
 def test_a_failed_statement_returns_its_connection_to_the_pool(backend: SQLBackend) -> None:
