@@ -130,11 +130,12 @@ def run_threads(
     workers = len(kwargs_per_worker)
     clients = [make_client() for _ in range(workers)]
     try:
-        for client in clients:
-            warm(client)
-        fill.delete_queue(backend, WARM_QUEUE)
         counts = [0] * workers
         outcomes: list[Outcome | BaseException | None] = [None] * workers
+        # Every worker warms up at once, so that a backend shared by the
+        # threads holds a pooled connection per thread before the start, as
+        # each raw client holds its own.
+        warmed = threading.Barrier(workers + 1)
         barrier = threading.Barrier(workers + 1)
         fn = TASKS[task]
 
@@ -142,7 +143,14 @@ def run_threads(
             def tick(n: int) -> None:
                 counts[i] += n
 
+            try:
+                warm(clients[i])
+            except BaseException as exc:  # reported by the main thread
+                outcomes[i] = exc
+            warmed.wait()
             barrier.wait()
+            if outcomes[i] is not None:
+                return
             try:
                 outcomes[i] = fn(clients[i], tick, **kwargs_per_worker[i])
                 outcomes[i].end = time.perf_counter()  # type: ignore[union-attr]
@@ -152,6 +160,8 @@ def run_threads(
         threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
         for thread in threads:
             thread.start()
+        warmed.wait()
+        fill.delete_queue(backend, WARM_QUEUE)
         cpu0 = time.process_time()
         barrier.wait()
         t0 = time.perf_counter()

@@ -779,17 +779,21 @@ class SQLBackend:
 
         def once() -> list[Sequence[Any]]:
             try:
-                fairy = self._idle.take()
+                fairy, keepable = self._idle.take()
             except (engine.dialect.loaded_dbapi.Error, DBAPIError, InvalidRequestError) as exc:
                 raise unavailable(self.url, exc) from exc
-            clean = False
+            done = False
             try:
-                with self._translating(duplicate_job):
-                    rows = self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
-                clean = True
+                rows = self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
+                done = True
                 return rows
+            except DBAPIError as exc:
+                translated = self._translated(exc, duplicate_job)
+                if translated is None:
+                    raise
+                raise translated from exc
             finally:
-                self._idle.give_back(fairy, clean=clean)
+                self._idle.give_back(fairy, keep=keepable and done)
 
         return self._attempts(once, write=write)
 
@@ -1002,15 +1006,25 @@ class SQLBackend:
         try:
             yield
         except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise lost(self.url, exc) from exc
-            if isinstance(exc, IntegrityError):
-                constraint = self.violated_constraint(exc)
-                if constraint == UNIQUE_DIGEST_INDEX:
-                    raise DuplicatedJobError(duplicate_job) from exc
-                if constraint == QUEUE_NAME_CONSTRAINT:
-                    raise DuplicatedQueueError(duplicate_queue) from exc
-            raise
+            translated = self._translated(exc, duplicate_job, duplicate_queue)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def _translated(
+        self, exc: DBAPIError, duplicate_job: str | None = None, duplicate_queue: str | None = None
+    ) -> Exception | None:
+        """The library's error for a driver error (a lost connection, a unique
+        name or digest taken), or None where the driver's error stands."""
+        if exc.connection_invalidated:
+            return lost(self.url, exc)
+        if isinstance(exc, IntegrityError):
+            constraint = self.violated_constraint(exc)
+            if constraint == UNIQUE_DIGEST_INDEX:
+                return DuplicatedJobError(duplicate_job)
+            if constraint == QUEUE_NAME_CONSTRAINT:
+                return DuplicatedQueueError(duplicate_queue)
+        return None
 
     def _new_job_values(self, job: NewJobData, now: datetime, argument: str) -> dict[str, Any]:
         if not isinstance(job, NewJobData):

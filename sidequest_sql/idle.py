@@ -44,27 +44,31 @@ class IdleConnections:
         self._idle: list[Any] = []
         self._pid = os.getpid()
 
-    def take(self) -> Any:
-        """A live pooled connection: one left here, else one checked out of the pool."""
+    def take(self) -> tuple[Any, bool]:
+        """A live pooled connection, one left here else one checked out of the
+        pool, and whether it may be kept afterwards (``give_back``)."""
         if self._pid != os.getpid():
             # A forked child: the parent's connections are not ours to use or close.
             self._idle, self._pid = [], os.getpid()
-        if self._idle and not self._pool_is_plain():
-            self.clear()  # a listener came: the pool sees every checkout and checkin from now on
+        keepable = self._pool_is_plain()
+        if not keepable:
+            # Listeners: the pool sees every checkout and checkin from now on.
+            self.clear()
         while self._idle:
             try:
                 fairy = self._idle.pop()
             except IndexError:  # another thread took the last one
                 break
             if self._alive(fairy.dbapi_connection):
-                return fairy
+                return fairy, keepable
             fairy.invalidate()  # closed, and its pool slot freed
-        return self._engine.raw_connection()
+        return self._engine.raw_connection(), keepable
 
-    def give_back(self, fairy: Any, *, clean: bool) -> None:
-        """Keep ``fairy`` for the next operation if its statement succeeded
-        (``clean``) and there is room; else check it in to the pool."""
-        if clean and fairy.is_valid and self._pid == os.getpid() and self._pool_is_plain():
+    def give_back(self, fairy: Any, *, keep: bool) -> None:
+        """Keep ``fairy`` for the next operation if ``keep`` (``take`` said it
+        may be kept, and its statement succeeded) and there is room; else
+        check it in to the pool."""
+        if keep and fairy.is_valid and self._pid == os.getpid():
             idle = self._idle
             idle.append(fairy)
             # No lock: list operations are atomic. Threads giving back at once

@@ -89,11 +89,16 @@ class Timestamp(TypeDecorator[datetime]):
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    tz = value.tzinfo
+    if tz is UTC:  # psycopg's timestamptz in a UTC session
+        return value
+    return value.replace(tzinfo=UTC) if tz is None else value.astimezone(UTC)
 
 
 def _utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
+    if value is None:
+        return None
+    return value if value.tzinfo is UTC else _utc(value)
 
 
 def _sqlite_text(value: datetime | None) -> str | None:
