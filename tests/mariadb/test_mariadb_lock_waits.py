@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
 import sidequest_sql as sq
-from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.schema import jobs
-from sidequest_sql.testing.waiting import promptly, started
+from sidequest_sql.testing.waiting import (
+    promptly,
+    running_and_waiting,
+    started,
+    work_around_held_rows,
+)
 
 pytestmark = pytest.mark.mariadb
 
@@ -44,11 +47,7 @@ def session_command(engine: sa.Engine, connection_id: int) -> tuple[str, str | N
 
 def test_a_sleeping_statement_and_an_idle_transaction_elsewhere_stall_nothing(mariadb_backend: SQLBackend) -> None:
     backend = mariadb_backend
-    running = backend.create_new_job(NewJobData("default", "s.js", "S", args=["running"]))
-    [_] = backend.claim_pending_job("default")
-    backend.update_job(running.id, state="running", attempted_at=datetime.now(UTC))
-    new_jobs = [NewJobData("default", "s.js", "S", args=[i]) for i in range(6)]
-    waiting = [job.id for job in backend.create_new_jobs(new_jobs)]
+    running, waiting = running_and_waiting(backend)
 
     with backend.engine.connect() as idle, backend.engine.connect() as sleeper:
         idle.begin()
@@ -64,19 +63,11 @@ def test_a_sleeping_statement_and_an_idle_transaction_elsewhere_stall_nothing(ma
                 assert time.monotonic() < deadline, "the sleeper never started sleeping"
                 time.sleep(0.02)
 
-            def work() -> None:
-                claimed = backend.claim_pending_job("default", 3)
-                assert [job.id for job in claimed] == waiting[1:4]
-                new = backend.create_new_job(NewJobData("default", "s.js", "S", args=["new"]))
-                backend.create_new_jobs([NewJobData("other", "s.js", "S"), NewJobData("other", "s.js", "S")])
-                for job in claimed:
-                    backend.update_job(job.id, state="completed", completed_at=datetime.now(UTC))
-                rest = backend.claim_pending_job("default", 10)
-                assert [job.id for job in rest] == [*waiting[4:], new.id]
-                assert backend.count_jobs().completed == 3
-                assert backend.get_job(running.id).result is None  # type: ignore[union-attr]
-
-            promptly(started(work), "claiming, enqueueing and completing", seconds=CALL_S)
+            promptly(
+                started(lambda: work_around_held_rows(backend, running, waiting)),
+                "claiming, enqueueing and completing",
+                seconds=CALL_S,
+            )
             assert "SLEEP" in (session_command(backend.engine, sleeper_id)[1] or ""), "the sleeper ended early"
         finally:
             with backend.engine.connect() as admin:

@@ -8,16 +8,19 @@ run under a timeout so that one which does wait fails instead of hanging.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.schema import jobs
-from sidequest_sql.testing.waiting import promptly, started
+from sidequest_sql.testing.waiting import (
+    promptly,
+    running_and_waiting,
+    started,
+    work_around_held_rows,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -41,11 +44,7 @@ def test_a_sleeping_statement_and_an_idle_transaction_elsewhere_stall_nothing(
     pg_backend: SQLBackend, pg_engine: sa.Engine
 ) -> None:
     backend = pg_backend
-    running = backend.create_new_job(NewJobData("default", "s.js", "S", args=["running"]))
-    [_] = backend.claim_pending_job("default")
-    backend.update_job(running.id, state="running", attempted_at=datetime.now(UTC))
-    new_jobs = [NewJobData("default", "s.js", "S", args=[i]) for i in range(6)]
-    waiting = [job.id for job in backend.create_new_jobs(new_jobs)]
+    running, waiting = running_and_waiting(backend)
 
     with backend.engine.connect() as idle, backend.engine.connect() as sleeper:
         idle.begin()
@@ -60,19 +59,11 @@ def test_a_sleeping_statement_and_an_idle_transaction_elsewhere_stall_nothing(
             wait_for_state(pg_engine, sleeper_pid, "active")
             assert session_state(pg_engine, idle_pid)[0] == "idle in transaction"
 
-            def work() -> None:
-                claimed = backend.claim_pending_job("default", 3)
-                assert [job.id for job in claimed] == waiting[1:4]
-                new = backend.create_new_job(NewJobData("default", "s.js", "S", args=["new"]))
-                backend.create_new_jobs([NewJobData("other", "s.js", "S"), NewJobData("other", "s.js", "S")])
-                for job in claimed:
-                    backend.update_job(job.id, state="completed", completed_at=datetime.now(UTC))
-                rest = backend.claim_pending_job("default", 10)
-                assert [job.id for job in rest] == [*waiting[4:], new.id]
-                assert backend.count_jobs().completed == 3
-                assert backend.get_job(running.id).result is None  # type: ignore[union-attr]
-
-            promptly(started(work), "claiming, enqueueing and completing", seconds=CALL_S)
+            promptly(
+                started(lambda: work_around_held_rows(backend, running, waiting)),
+                "claiming, enqueueing and completing",
+                seconds=CALL_S,
+            )
             assert session_state(pg_engine, sleeper_pid)[0] == "active", "the sleeper ended early"
         finally:
             with pg_engine.connect() as admin:
