@@ -211,7 +211,6 @@ class SQLBackend:
         self.schema = schema
         self.clock: Clock = clock or system_clock
         self._worker_name = worker_name
-        self._default_worker_name = (-1, "")  # (pid, name): the name, made once per process
         options = {"json_serializer": jsonvalues.dumps, **self.engine_options(self.url)}
         options.update(engine_options)
         begin = None
@@ -258,12 +257,7 @@ class SQLBackend:
     @property
     def worker_name(self) -> str:
         """What ``claimed_by`` records; read at claim time so it stays right after a fork."""
-        if self._worker_name:
-            return self._worker_name
-        pid = os.getpid()
-        if self._default_worker_name[0] != pid:
-            self._default_worker_name = (pid, f"sidequest@{socket.gethostname()}-{pid}")
-        return self._default_worker_name[1]
+        return self._worker_name or f"sidequest@{socket.gethostname()}-{os.getpid()}"
 
     # -- dialect hooks -------------------------------------------------------------
 
@@ -784,14 +778,10 @@ class SQLBackend:
                 raise unavailable(self.url, exc) from exc
             done = False
             try:
-                rows = self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
+                with self._translating(duplicate_job):
+                    rows = self._driver_statement(key, engine.dialect, build).rows_alone(fairy, values, begin)
                 done = True
                 return rows
-            except DBAPIError as exc:
-                translated = self._translated(exc, duplicate_job)
-                if translated is None:
-                    raise
-                raise translated from exc
             finally:
                 self._idle.give_back(fairy, keep=keepable and done)
 
@@ -1006,25 +996,15 @@ class SQLBackend:
         try:
             yield
         except DBAPIError as exc:
-            translated = self._translated(exc, duplicate_job, duplicate_queue)
-            if translated is None:
-                raise
-            raise translated from exc
-
-    def _translated(
-        self, exc: DBAPIError, duplicate_job: str | None = None, duplicate_queue: str | None = None
-    ) -> Exception | None:
-        """The library's error for a driver error (a lost connection, a unique
-        name or digest taken), or None where the driver's error stands."""
-        if exc.connection_invalidated:
-            return lost(self.url, exc)
-        if isinstance(exc, IntegrityError):
-            constraint = self.violated_constraint(exc)
-            if constraint == UNIQUE_DIGEST_INDEX:
-                return DuplicatedJobError(duplicate_job)
-            if constraint == QUEUE_NAME_CONSTRAINT:
-                return DuplicatedQueueError(duplicate_queue)
-        return None
+            if exc.connection_invalidated:
+                raise lost(self.url, exc) from exc
+            if isinstance(exc, IntegrityError):
+                constraint = self.violated_constraint(exc)
+                if constraint == UNIQUE_DIGEST_INDEX:
+                    raise DuplicatedJobError(duplicate_job) from exc
+                if constraint == QUEUE_NAME_CONSTRAINT:
+                    raise DuplicatedQueueError(duplicate_queue) from exc
+            raise
 
     def _new_job_values(self, job: NewJobData, now: datetime, argument: str) -> dict[str, Any]:
         if not isinstance(job, NewJobData):
