@@ -161,8 +161,6 @@ def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what:
             known = ", ".join(sorted(fields))
             raise ValueError(f"{name!r} is not a field of a {what} that can be changed{hint}; "
                              f"the fields are: {known}")
-        if value is not None and spec.plainly_fine(value):
-            continue
         spec.check(value, name)
 
 
