@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, bindparam, insert, select, update
 
 from sidequest_sql import NewJobData
+from sidequest_sql.rows import new_job_values
 from sidequest_sql.schema import jobs
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ def our_statements(backend: SQLBackend) -> OurStatements:
     """Compile enqueue, claim and complete for ``backend``'s (connected) dialect."""
     dialect = backend.engine.dialect
     s = SENTINELS
-    values = backend._new_job_values(
+    values = new_job_values(
         NewJobData(queue=s["queue"], script=SCRIPT, job_class=JOB_CLASS, args=s["args"]), s["now"], "job"
     )
     enqueue = insert(jobs).values(values).returning(*jobs.c)
@@ -302,7 +303,7 @@ def connect(backend: SQLBackend) -> tuple[Any, str]:
         raise RawUnavailable("an in-memory SQLite database cannot be opened a second time")
     # Any other database: the pooled DB-API connection, set up by the engine's
     # connect events; the calls go straight to the driver's cursor.
-    return backend._root_engine.raw_connection(), "dbapi"
+    return backend.execution.root_engine.raw_connection(), "dbapi"
 
 
 class RawUnavailable(Exception):

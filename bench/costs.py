@@ -16,12 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 import sidequest_sql as sq
-from sidequest_sql.base import _id_bind, _job
 from sidequest_sql.fields import JOB_FIELDS, check_changes
+from sidequest_sql.rows import job_from_row, new_job_values
 from sidequest_sql.schema import jobs
+from sidequest_sql.statements import select_by_id
 
 from .baseline import new_job
 
@@ -41,31 +40,25 @@ def main() -> None:
         backend.create_new_job(new_job("costs", 0))
         [claimed] = backend.claim_pending_job("costs")
         # get_job's statement: every column, read by the same result processors as a RETURNING row.
-        statement = backend._driver_statement(
-            "get_job", backend.engine.dialect, lambda: select(jobs).where(jobs.c.id == _id_bind(jobs))
-        )
+        statement = backend.execution.driver_statement("get_job", lambda: select_by_id(jobs))
         fairy: Any = backend.engine.raw_connection()
         try:
             cursor = fairy.dbapi_connection.cursor()
-            cursor.execute(statement.sql, statement._args({"id_1": claimed.id}))
+            cursor.execute(statement.sql, statement.parameters({"id_1": claimed.id}))
             fetched: Any = cursor.fetchone()  # as the driver gives it
         finally:
             fairy.close()
 
         def decode() -> sq.JobData:
-            row = list(fetched)
-            for i, read, keeps_none in statement._readers:
-                value = row[i]
-                if value is not None or not keeps_none:
-                    row[i] = read(value)
-            return _job(row)
+            [row] = statement.decode([fetched])
+            return job_from_row(row)
 
         assert decode() == claimed
         now = datetime.now(UTC)
         changes = {"state": "completed", "completed_at": now}
         print(f"{backend.url.render_as_string(hide_password=True)}: µs per call, best of 5")
         print(f"  decode one returned job row into JobData:         {best_microseconds(decode, 100_000):6.2f}")
-        new_values = best_microseconds(lambda: backend._new_job_values(new_job("q", 1), now, "job"), 50_000)
+        new_values = best_microseconds(lambda: new_job_values(new_job("q", 1), now, "job"), 50_000)
         print(f"  check and build one new job's values:             {new_values:6.2f}")
         checks = best_microseconds(lambda: check_changes(JOB_FIELDS, changes, "job"), 100_000)
         print(f"  check update_job's changes (state, completed_at): {checks:6.2f}")

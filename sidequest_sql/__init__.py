@@ -3,8 +3,12 @@
     import sidequest_sql as sq
     backend = sq.create_backend("postgresql://user@localhost/app")
     backend.migrate()
+
+    backend = sq.create_async_backend("postgresql://user@localhost/app")   # asyncio
+    await backend.migrate()
 """
 
+from .aio import AsyncSQLBackend
 from .base import SQLBackend
 from .errors import (
     ConnectionLostError,
@@ -17,9 +21,10 @@ from .errors import (
     UnsupportedDatabaseError,
 )
 from .records import JobCounts, JobCountsAt, JobData, JobState, NewJobData, QueueConfig
-from .registry import create_backend, register_dialect
+from .registry import create_async_backend, create_backend, register_dialect
 
 __all__ = [
+    "AsyncSQLBackend",
     "ConnectionLostError",
     "DatabaseUnavailableError",
     "DuplicatedJobError",
@@ -35,6 +40,7 @@ __all__ = [
     "SQLBackend",
     "SidequestError",
     "UnsupportedDatabaseError",
+    "create_async_backend",
     "create_backend",
     "register_dialect",
 ]

@@ -11,6 +11,7 @@ Errors on the way to or through a connection become the two errors of
 from __future__ import annotations
 
 import select
+from typing import Any
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -29,6 +30,12 @@ def socket_readable(fd: int) -> bool:
         poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
         return bool(poller.poll(0))
     return bool(select.select([fd], [], [], 0)[0])
+
+
+def driver_connection(dbapi_connection: Any) -> Any:
+    """The driver's own connection: the one given, or the one SQLAlchemy's
+    asyncio adapter wraps (an ``AdaptedConnection``'s ``driver_connection``)."""
+    return getattr(dbapi_connection, "driver_connection", dbapi_connection)
 
 
 def describe(url: URL) -> str:

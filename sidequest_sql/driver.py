@@ -43,9 +43,12 @@ class DriverStatement:
         dialect: Dialect,
         schema_translate_map: Mapping[Any, str] | None = None,
         alive: Callable[[Any], bool] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         """``alive(dbapi_connection)`` tells, after an error, a connection that
-        broke where the dialect's ``is_disconnect`` cannot (``SQLBackend.connection_alive``)."""
+        broke where the dialect's ``is_disconnect`` cannot (``SQLBackend.connection_alive``);
+        ``before_send()`` is called just before the statement goes (after any
+        BEGIN), for a claim to say that it is under way (``claim_guard``)."""
         compiled: Any = statement.compile(
             dialect=dialect,
             schema_translate_map=schema_translate_map,
@@ -73,6 +76,8 @@ class DriverStatement:
             for name in (compiled.positiontup or () if self._positional else ())
         )
         self._fetch: Send = _execute_fetching if compiled._result_columns else _execute_only
+        if before_send is not None:
+            self._fetch = _announced(before_send, self._fetch)
         readers = (column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns)
         self._readers: tuple[tuple[int, Callable[[Any], Any], bool], ...] = tuple(
             (i, read, _keeps_none(read)) for i, read in enumerate(readers) if read is not None
@@ -80,7 +85,7 @@ class DriverStatement:
 
     def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Run the statement with ``values`` on ``conn``'s driver connection; every row it returns."""
-        return self._run(conn.connection, conn, self._fetch, self._args(values))
+        return self._run(conn.connection, conn, self._fetch, self.parameters(values))
 
     def rows_alone(self, fairy: Any, values: Mapping[str, Any], begin: str | None = None) -> list[Sequence[Any]]:
         """``rows`` on a pooled connection (``engine.raw_connection()``) with no
@@ -91,9 +96,10 @@ class DriverStatement:
         send: Send = self._fetch
         if begin is not None:
             send = _in_transaction(begin, send, fairy.dbapi_connection)
-        return self._run(fairy, None, send, self._args(values))
+        return self._run(fairy, None, send, self.parameters(values))
 
-    def _args(self, values: Mapping[str, Any]) -> Any:
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        """The driver's parameters for a call with ``values``, each through its bind processor."""
         if self._positional:
             args = []
             for name, fixed, processor, keeps_none in self._slots:
@@ -142,6 +148,10 @@ class DriverStatement:
             ) from exc
         finally:
             cursor.close()
+        return self.decode(fetched)
+
+    def decode(self, fetched: list[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The driver's rows read as SQLAlchemy reads them (each column's result processor)."""
         readers = self._readers
         if not readers:
             return fetched
@@ -177,6 +187,16 @@ def _execute_fetching(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
 def _execute_only(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
     cursor.execute(sql, args)
     return []
+
+
+def _announced(before_send: Callable[[], None], send: Send) -> Send:
+    """``send``, calling ``before_send`` first (after any BEGIN: ``_in_transaction`` wraps this)."""
+
+    def announced(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
+        before_send()
+        return send(cursor, sql, args)
+
+    return announced
 
 
 def _in_transaction(begin: str, send: Send, dbapi_connection: Any) -> Send:

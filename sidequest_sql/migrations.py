@@ -1,7 +1,8 @@
 """Run the alembic migrations that ship inside the package, from code.
 
-No ``alembic.ini`` is needed: the Config is built here and handed the
-backend's own connection. The version table is ``sidequest_sql_version`` (an
+No ``alembic.ini`` is needed: the Config is built here and handed a
+connection in a transaction (the backend's own, or a caller's), and the
+schema the tables live in; nothing here knows the backend. The version table is ``sidequest_sql_version`` (an
 application's ``alembic_version`` stays its own). Alembic's module-level
 context is not thread-safe, so migrations in one process run one at a time.
 """
@@ -24,8 +25,6 @@ from .schema import VERSION_TABLE, jobs
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from .base import SQLBackend
-
 SCRIPT_LOCATION = files("sidequest_sql") / "alembic"
 # Revisions that match tables made by Node Sidequest's own migrations.
 SIDEQUEST_TABLES = "0001"
@@ -38,26 +37,26 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(_config())
 
 
-def upgrade(backend: SQLBackend) -> list[str]:
-    """Bring ``backend``'s schema to head; return the revisions applied, in order."""
+def upgrade(conn: Connection, schema: str | None) -> list[str]:
+    """Bring the tables in ``schema`` to head on ``conn``; return the revisions applied, in order."""
     applied: list[str] = []
-    with _lock, backend._connection(one_statement=False, write=True) as conn:
-        if backend.schema is not None:
-            conn.execute(CreateSchema(backend.schema, if_not_exists=True))
-        _adopt_sidequest_tables(conn, backend.schema)
-        cfg = _config(conn, backend.schema)
+    with _lock:
+        if schema is not None:
+            conn.execute(CreateSchema(schema, if_not_exists=True))
+        _adopt_sidequest_tables(conn, schema)
+        cfg = _config(conn, schema)
         cfg.attributes["on_version_apply"] = lambda step: applied.append(step.up_revision_id)
         command.upgrade(cfg, "head")
     return applied
 
 
-def downgrade_one(backend: SQLBackend) -> str | None:
+def downgrade_one(conn: Connection, schema: str | None) -> str | None:
     """Undo the newest applied revision; return its id, or None if none is applied."""
-    with _lock, backend._connection(one_statement=False, write=True) as conn:
-        current = current_revision(conn, backend.schema)
+    with _lock:
+        current = current_revision(conn, schema)
         if current is None:
             return None
-        command.downgrade(_config(conn, backend.schema), "-1")
+        command.downgrade(_config(conn, schema), "-1")
         return current
 
 

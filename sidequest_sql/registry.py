@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -18,7 +19,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from .errors import UnsupportedDatabaseError
 
 if TYPE_CHECKING:
+    from .aio import AsyncSQLBackend
     from .base import Clock, SQLBackend
+
+_B = TypeVar("_B")
 
 ENTRY_POINT_GROUP = "sidequest_sql.dialects"
 DEFAULT_URL = "sqlite:///sidequest.sqlite"
@@ -86,12 +90,40 @@ def create_backend(
 ) -> SQLBackend:
     """A backend for ``url``; without one, ``$SIDEQUEST_DATABASE_URL``, else
     ``sqlite:///sidequest.sqlite``. Nothing connects until the first operation."""
+    return _build(
+        lambda cls, parsed: cls(parsed, schema=schema, worker_name=worker_name, clock=clock, **engine_options), url
+    )
+
+
+def create_async_backend(
+    url: str | URL | None = None,
+    *,
+    schema: str | None = None,
+    worker_name: str | None = None,
+    clock: Clock | None = None,
+    **engine_options: Any,
+) -> AsyncSQLBackend:
+    """An asyncio backend for ``url`` (the same URLs as ``create_backend``),
+    over the dialect's asyncio driver; nothing connects until the first operation."""
+    from .aio import AsyncSQLBackend
+
+    return _build(
+        lambda cls, parsed: AsyncSQLBackend(
+            cls, parsed, schema=schema, worker_name=worker_name, clock=clock, **engine_options
+        ),
+        url,
+    )
+
+
+def _build(make: Callable[[type[SQLBackend], URL], _B], url: str | URL | None) -> _B:
+    """``make(backend_class, url)`` for the dialect of ``url`` (or the default URL),
+    with SQLAlchemy's refusals of the URL said in our terms."""
     if url is None:
         url = os.environ.get(URL_VARIABLE) or DEFAULT_URL
     backend_class = dialect_for(url)
     parsed = parse_url(url)
     try:
-        return backend_class(parsed, schema=schema, worker_name=worker_name, clock=clock, **engine_options)
+        return make(backend_class, parsed)
     except NoSuchModuleError:
         raise UnsupportedDatabaseError(f"SQLAlchemy has no dialect for the scheme {parsed.drivername!r}") from None
     except ArgumentError as exc:

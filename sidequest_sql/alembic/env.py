@@ -13,9 +13,12 @@ connection = config.attributes["connection"]
 record_step = config.attributes.get("on_version_apply")
 schema = config.attributes.get("schema")
 
+search_path = None
 if schema is not None:
     # Alembic renders ALTER TABLE without the connection's schema_translate_map,
-    # so unqualified names must resolve to the schema; SET LOCAL ends with the transaction.
+    # so unqualified names must resolve to the schema; SET LOCAL ends with the
+    # transaction, and is undone below for a caller's transaction that goes on.
+    search_path = connection.exec_driver_sql("SHOW search_path").scalar()
     quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
     connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
 
@@ -34,5 +37,9 @@ context.configure(
     on_version_apply=_on_version_apply,
 )
 
-with context.begin_transaction():
-    context.run_migrations()
+try:
+    with context.begin_transaction():
+        context.run_migrations()
+finally:
+    if search_path is not None and not connection.invalidated:
+        connection.exec_driver_sql("SELECT set_config('search_path', %(path)s, true)", {"path": search_path})

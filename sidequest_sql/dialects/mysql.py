@@ -44,9 +44,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..base import SQLBackend, TimeUnit
-from ..connections import socket_readable
+from ..base import SQLBackend
+from ..connections import driver_connection, socket_readable
 from ..schema import Timestamp
+from ..times import TimeUnit
 from . import mysql_parameters
 
 _BUCKET_FORMATS = {"m": "'%Y-%m-%d %H:%i:00'", "h": "'%Y-%m-%d %H:00:00'", "d": "'%Y-%m-%d 00:00:00'"}
@@ -79,10 +80,16 @@ class MySQLBackend(SQLBackend):
 
     def connection_alive(self, dbapi_connection: Any) -> bool:
         # A server that killed or timed out an idle connection has hung up on it.
-        sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL's; None once closed
-        if sock is None:
-            return not hasattr(dbapi_connection, "_sock")  # another driver: trusted
-        return not socket_readable(sock.fileno())
+        connection = driver_connection(dbapi_connection)
+        if hasattr(connection, "_reader"):  # aiomysql: an asyncio stream, None once closed
+            reader = connection._reader
+            # The event loop reads the socket as data comes: a goodbye is already in the stream.
+            gone = reader is None or reader.at_eof() or getattr(reader, "_eof", False)
+            return not gone and not connection._writer.is_closing()
+        if hasattr(connection, "_sock"):  # PyMySQL: None once closed
+            sock = connection._sock
+            return sock is not None and not socket_readable(sock.fileno())
+        return True  # another driver: trusted
 
     def time_bucket(self, moment: ColumnElement[datetime], unit: TimeUnit) -> ColumnElement[datetime]:
         # A literal format, not a parameter: GROUP BY must see the same expression as SELECT.

@@ -106,7 +106,7 @@ def _written_size(value: Any) -> int:
 def _packet_limit(conn: Any, cursor: Any) -> int:
     limit = conn.info.get(_LIMIT_KEY)
     if limit is None:
-        probe = cursor.connection.cursor()
+        probe = conn.connection.dbapi_connection.cursor()
         try:
             probe.execute("SELECT @@max_allowed_packet")
             limit = conn.info[_LIMIT_KEY] = int(probe.fetchone()[0])

@@ -38,10 +38,11 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 
-from ..base import SQLBackend, TimeUnit
+from ..base import SQLBackend
 from ..batches import Encoded, UnnestInsert
-from ..connections import socket_readable
+from ..connections import driver_connection, socket_readable
 from ..schema import Timestamp
+from ..times import TimeUnit
 
 _DATE_TRUNC_FIELDS = {"m": "minute", "h": "hour", "d": "day"}
 
@@ -75,6 +76,7 @@ class PostgresBackend(SQLBackend):
     supports_schemas = True
     single_statement_autocommit = True
     direct_execution = True
+    errors_abort_transactions = True
     # One INSERT … SELECT FROM unnest(arrays) for a whole batch: one statement
     # in autocommit, its text the same for any batch size.
     batch_insert = _PsycopgUnnestInsert()
@@ -100,10 +102,12 @@ class PostgresBackend(SQLBackend):
     def connection_alive(self, dbapi_connection: Any) -> bool:
         # Idle in the pool, a live connection has nothing to read: bytes there
         # are the server's goodbye (a FATAL message from a restart or
-        # pg_terminate_backend) or its hang-up.
-        if dbapi_connection.closed or dbapi_connection.broken:
+        # pg_terminate_backend) or its hang-up. (psycopg's AsyncConnection
+        # reads its socket only while it awaits a result, so this holds for it too.)
+        connection = driver_connection(dbapi_connection)
+        if connection.closed or connection.broken:
             return False
-        pgconn = dbapi_connection.pgconn
+        pgconn = connection.pgconn
         if pgconn.status != ConnStatus.OK:
             return False
         return not socket_readable(pgconn.socket)

@@ -37,11 +37,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Index, Select, UniqueConstraint, event, func, type_coerce
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
-from ..base import SQLBackend, TimeUnit, send_begin
+from ..base import SQLBackend
 from ..batches import ValuesInsert
+from ..execution import send_begin
 from ..schema import Timestamp, metadata
+from ..times import TimeUnit
 
 _BUCKET_FORMATS = {
     "m": "%Y-%m-%d %H:%M:00.000000",
@@ -79,7 +81,7 @@ class SQLiteBackend(SQLBackend):
         if url.database in (None, "", ":memory:"):
             # One connection keeps the one in-memory database alive for every thread.
             return {
-                "poolclass": QueuePool,
+                "poolclass": AsyncAdaptedQueuePool if url.get_dialect().is_async else QueuePool,
                 "pool_size": 1,
                 "max_overflow": 0,
                 "pool_timeout": 3600,

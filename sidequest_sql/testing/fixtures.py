@@ -14,17 +14,20 @@ import pytest
 if TYPE_CHECKING:
     from sidequest_sql.base import SQLBackend
 
+    from .backends import BackendFactory
     from .clock import ManualClock
 
 
 @pytest.fixture
 def backend(
-    sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+    sidequest_url: str,
+    sidequest_clock: ManualClock,
+    sidequest_engine_options: dict[str, Any],
+    sidequest_backends: BackendFactory,
 ) -> Iterator[SQLBackend]:
-    """A migrated, empty backend on ``sidequest_url`` whose time is ``sidequest_clock``."""
-    from sidequest_sql import create_backend
-
-    store = create_backend(
+    """A migrated, empty backend on ``sidequest_url`` whose time is ``sidequest_clock``
+    (sync, or async behind a sync facade: ``sidequest_backends``)."""
+    store = sidequest_backends(
         sidequest_url, clock=sidequest_clock, worker_name="contract-worker", **sidequest_engine_options
     )
     store.migrate()

@@ -15,14 +15,16 @@ own reading of the contract.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from sidequest_sql.errors import (
     DuplicatedJobError,
@@ -52,7 +54,7 @@ from sidequest_sql.records import (
     QueueConfig,
 )
 
-__all__ = ["ModelBackend", "json_equal", "like_matches"]
+__all__ = ["ModelBackend", "ModelTransaction", "json_equal", "like_matches"]
 
 _JSON_FIELDS = ("args", "constructor_args", "result", "errors", "uniqueness_config")
 _TIME_FIELDS = tuple(f.name for f in dataclass_fields(JobData) if f.name.endswith("_at"))
@@ -157,6 +159,53 @@ def _stored(field: str, value: Any) -> Any:
 
 # -- the model --------------------------------------------------------------------
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _joining(operation: _F) -> _F:
+    """An operation that, given ``connection=`` (a ``ModelTransaction``), works on that
+    transaction's copy of the tables instead of the committed ones."""
+
+    @functools.wraps(operation)
+    def run(self: ModelBackend, *args: Any, **kwargs: Any) -> Any:
+        connection = kwargs.get("connection")
+        if connection is None:
+            return operation(self, *args, **kwargs)
+        with self._inside(connection):
+            return operation(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+class ModelTransaction:
+    """A caller's transaction on the model: the tables as it sees them, until it
+    commits them (``commit``) or drops them (``rollback``).
+
+    The model's stand-in for a SQLAlchemy ``Connection`` in a transaction. It
+    sees its own writes; the model's committed tables see none of them until
+    the commit. Ids it hands out are not handed out again after a rollback,
+    as a database sequence does.
+    """
+
+    def __init__(self, model: ModelBackend) -> None:
+        self.model = model
+        self.jobs = dict(model._jobs)
+        self.queues = dict(model._queues)
+        self.open = True
+
+    def commit(self) -> None:
+        self._end()
+        self.model._jobs, self.model._queues = self.jobs, self.queues
+
+    def rollback(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if not self.open:
+            raise ValueError("this transaction has ended")
+        self.open = False
+
+
 
 class ModelBackend:
     """An in-memory backend doing what the contract says; see the module docstring.
@@ -188,19 +237,39 @@ class ModelBackend:
     def worker_name(self) -> str:
         return self._worker_name or f"sidequest@{socket.gethostname()}-{os.getpid()}"
 
-    def migrate(self) -> list[str]:
+    @_joining
+    def migrate(self, *, connection: Any = None) -> list[str]:
         return []
 
-    def rollback_migration(self) -> str | None:
+    @_joining
+    def rollback_migration(self, *, connection: Any = None) -> str | None:
         return None
 
     def close(self) -> None:
         pass
 
+    def begin(self) -> ModelTransaction:
+        """A caller's transaction, to pass as ``connection=`` (see ``ModelTransaction``)."""
+        return ModelTransaction(self)
+
+    @contextmanager
+    def _inside(self, transaction: Any) -> Iterator[None]:
+        if not isinstance(transaction, ModelTransaction) or transaction.model is not self:
+            raise TypeError(f"connection must be a transaction of this model, not {type(transaction).__name__}")
+        if not transaction.open:
+            raise ValueError("connection is closed; pass an open one")
+        committed = self._jobs, self._queues
+        self._jobs, self._queues = transaction.jobs, transaction.queues
+        try:
+            yield
+        finally:
+            self._jobs, self._queues = committed
+
     # -- queues --------------------------------------------------------------------
 
+    @_joining
     def create_new_queue(
-        self, name: str, *, concurrency: int = 10, priority: int = 0, state: str = "active"
+        self, name: str, *, concurrency: int = 10, priority: int = 0, state: str = "active", connection: Any = None
     ) -> QueueConfig:
         values: dict[str, Any] = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
         check_changes(QUEUE_FIELDS, values, "queue")
@@ -210,20 +279,26 @@ class ModelBackend:
         self._queues[self._last_queue_id] = QueueConfig(id=self._last_queue_id, **values)
         return self._queues[self._last_queue_id]
 
-    def get_queue(self, name: str) -> QueueConfig | None:
+    @_joining
+    def get_queue(self, name: str, *, connection: Any = None) -> QueueConfig | None:
         check_text(name, "name")
         return next((queue for queue in self._queues.values() if queue.name == name), None)
 
-    def get_queues_from_jobs(self) -> list[str]:
+    @_joining
+    def get_queues_from_jobs(self, *, connection: Any = None) -> list[str]:
         return sorted({job.queue for job in self._jobs.values()})
 
-    def list_queues(self, order_by: str = "priority", order: str = "desc") -> list[QueueConfig]:
+    @_joining
+    def list_queues(
+        self, order_by: str = "priority", order: str = "desc", *, connection: Any = None
+    ) -> list[QueueConfig]:
         check_queue_order(order_by, order)
         by_id = sorted(self._queues.values(), key=lambda queue: queue.id)
         # Python's sort is stable in both directions: ties stay in id order.
         return sorted(by_id, key=lambda queue: getattr(queue, order_by), reverse=order == "desc")
 
-    def update_queue(self, queue_id: int, **changes: Any) -> QueueConfig:
+    @_joining
+    def update_queue(self, queue_id: int, *, connection: Any = None, **changes: Any) -> QueueConfig:
         check_bigint(queue_id, "queue_id")
         check_changes(QUEUE_FIELDS, changes, "queue")
         queue = self._queues.get(queue_id)
@@ -237,21 +312,25 @@ class ModelBackend:
 
     # -- jobs ------------------------------------------------------------------------
 
-    def get_job(self, job_id: int) -> JobData | None:
+    @_joining
+    def get_job(self, job_id: int, *, connection: Any = None) -> JobData | None:
         check_bigint(job_id, "job_id")
         return self._jobs.get(job_id)
 
-    def create_new_job(self, job: NewJobData) -> JobData:
+    @_joining
+    def create_new_job(self, job: NewJobData, *, connection: Any = None) -> JobData:
         [created] = self._insert([self._new_row(job, self._now(), "job")])
         return created
 
-    def create_new_jobs(self, new_jobs: Iterable[NewJobData]) -> list[JobData]:
+    @_joining
+    def create_new_jobs(self, new_jobs: Iterable[NewJobData], *, connection: Any = None) -> list[JobData]:
         if isinstance(new_jobs, (str, bytes, NewJobData)) or not isinstance(new_jobs, Iterable):
             raise TypeError("jobs must be an iterable of NewJobData")
         now = self._now()
         return self._insert([self._new_row(job, now, f"jobs[{i}]") for i, job in enumerate(new_jobs)])
 
-    def claim_pending_job(self, queue: str, quantity: int = 1) -> list[JobData]:
+    @_joining
+    def claim_pending_job(self, queue: str, quantity: int = 1, *, connection: Any = None) -> list[JobData]:
         check_text(queue, "queue")
         check_int(quantity, "quantity", minimum=1)
         now = self._now()
@@ -269,7 +348,8 @@ class ModelBackend:
             claimed.append(self._jobs[job.id])
         return claimed
 
-    def update_job(self, job_id: int, **changes: Any) -> JobData:
+    @_joining
+    def update_job(self, job_id: int, *, connection: Any = None, **changes: Any) -> JobData:
         check_bigint(job_id, "job_id")
         check_changes(JOB_FIELDS, changes, "job")
         job = self._jobs.get(job_id)
@@ -282,6 +362,7 @@ class ModelBackend:
         self._jobs[job_id] = replace(job, **{name: _stored(name, value) for name, value in changes.items()})
         return self._jobs[job_id]
 
+    @_joining
     def list_jobs(
         self,
         *,
@@ -293,6 +374,7 @@ class ModelBackend:
         args: Any = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        connection: Any = None,
     ) -> list[JobData]:
         check_int(limit, "limit", minimum=0)
         check_int(offset, "offset", minimum=0)
@@ -322,7 +404,10 @@ class ModelBackend:
 
     # -- statistics -----------------------------------------------------------------
 
-    def count_jobs(self, *, since: datetime | None = None, until: datetime | None = None) -> JobCounts:
+    @_joining
+    def count_jobs(
+        self, *, since: datetime | None = None, until: datetime | None = None, connection: Any = None
+    ) -> JobCounts:
         if since is not None:
             check_time(since, "since")
         if until is not None:
@@ -333,11 +418,13 @@ class ModelBackend:
             if (since is None or counted_at(job) >= since) and (until is None or counted_at(job) <= until)
         )
 
-    def count_jobs_by_queues(self) -> dict[str, JobCounts]:
+    @_joining
+    def count_jobs_by_queues(self, *, connection: Any = None) -> dict[str, JobCounts]:
         names = {queue.name for queue in self._queues.values()} | {job.queue for job in self._jobs.values()}
         return {name: _counts(job for job in self._jobs.values() if job.queue == name) for name in sorted(names)}
 
-    def count_jobs_over_time(self, time_range: str) -> list[JobCountsAt]:
+    @_joining
+    def count_jobs_over_time(self, time_range: str, *, connection: Any = None) -> list[JobCountsAt]:
         count, unit = check_time_range(time_range)
         now = self._now()
         newest = truncate_to(now, unit)
@@ -353,7 +440,10 @@ class ModelBackend:
             result.append(JobCountsAt(start, **{f.name: getattr(counts, f.name) for f in dataclass_fields(JobCounts)}))
         return result
 
-    def stale_jobs(self, max_stale_ms: int = 600_000, max_claimed_ms: int = 60_000) -> list[JobData]:
+    @_joining
+    def stale_jobs(
+        self, max_stale_ms: int = 600_000, max_claimed_ms: int = 60_000, *, connection: Any = None
+    ) -> list[JobData]:
         check_bigint(max_stale_ms, "max_stale_ms")
         check_bigint(max_claimed_ms, "max_claimed_ms")
         now = self._now()
@@ -370,7 +460,8 @@ class ModelBackend:
 
     # -- cleanup --------------------------------------------------------------------
 
-    def delete_finished_jobs(self, cutoff: datetime, *, limit: int | None = None) -> int:
+    @_joining
+    def delete_finished_jobs(self, cutoff: datetime, *, limit: int | None = None, connection: Any = None) -> int:
         check_time(cutoff, "cutoff")
         if limit is not None:
             check_int(limit, "limit", minimum=1)
@@ -384,7 +475,8 @@ class ModelBackend:
             del self._jobs[job_id]
         return len(doomed)
 
-    def truncate(self) -> None:
+    @_joining
+    def truncate(self, *, connection: Any = None) -> None:
         self._jobs.clear()
         self._queues.clear()
 

@@ -1,4 +1,4 @@
-"""pytest plugin: ``--sidequest-url`` and the fixtures the contract suite uses.
+"""pytest plugin: ``--sidequest-url``, ``--sidequest-async`` and the fixtures the contract suite uses.
 
 Loaded through the ``pytest11`` entry point, so it must cost other projects'
 test runs nothing: it registers two Hypothesis profiles but loads neither.
@@ -21,6 +21,7 @@ import pytest
 from . import URL_VARIABLE
 
 if TYPE_CHECKING:
+    from .backends import BackendFactory
     from .clock import ManualClock
 
 
@@ -67,6 +68,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"database URL the sidequest_sql contract suite runs against (its tables are emptied); "
         f"default ${URL_VARIABLE}",
     )
+    group.addoption(
+        "--sidequest-async",
+        action="store_true",
+        default=False,
+        help="run the sidequest_sql contract suite against the async backend of the URL (create_async_backend)",
+    )
 
 
 @pytest.fixture
@@ -76,6 +83,21 @@ def sidequest_url(request: pytest.FixtureRequest) -> str:
     if not url:
         pytest.skip(f"the contract suite needs a database: pass --sidequest-url URL or set {URL_VARIABLE}")
     return str(url)
+
+
+@pytest.fixture
+def sidequest_async(request: pytest.FixtureRequest) -> bool:
+    """Whether the suite tests the URL's async backend (``--sidequest-async``); override to choose."""
+    return bool(request.config.getoption("--sidequest-async"))
+
+
+@pytest.fixture
+def sidequest_backends(sidequest_async: bool) -> BackendFactory:
+    """What makes every backend the suite tests: ``create_backend``, or
+    ``create_async_backend`` behind a sync facade (``backends.BlockingBackend``)."""
+    from .backends import BackendFactory
+
+    return BackendFactory(asynchronous=sidequest_async)
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
-from sidequest_sql import NewJobData, create_backend
+from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 
+from .backends import BackendFactory
 from .clock import ManualClock
 from .fixtures import backend  # noqa: F401  (the suite's fixture)
 
@@ -60,11 +61,18 @@ def claim_until_empty(backend: SQLBackend, quantity: int) -> list[int]:
 
 
 def claim_in_process(
-    url: str, options: dict[str, Any], now: datetime, worker: str, quantity: int, start: Any, results: Any
+    make: BackendFactory,
+    url: str,
+    options: dict[str, Any],
+    now: datetime,
+    worker: str,
+    quantity: int,
+    start: Any,
+    results: Any,
 ) -> None:
     """A claimer in its own process: its own backend from the URL, the test's "now"."""
     try:
-        with create_backend(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
+        with make(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
             backend.get_queue(QUEUE)  # connect before the start, not after
             start.wait(WAIT_S)
             results.put((worker, claim_until_empty(backend, quantity), None))
@@ -92,6 +100,8 @@ def check_claimed_once(backend: SQLBackend, enqueued: list[int], claimed_by: dic
 
 def separate_backends_share(backend: SQLBackend, url: str, options: dict[str, Any] | None = None) -> bool:
     """Whether a second backend built from ``url`` sees the first one's data (not so in memory)."""
+    from sidequest_sql import create_backend
+
     [probe] = backend.create_new_jobs([NewJobData(queue="probe", script="probe.js", job_class="Probe")])
     try:
         with create_backend(url, clock=backend.clock, **(options or {})) as other:
@@ -117,14 +127,18 @@ def run_threads(count: int, work: Callable[[int, threading.Barrier], list[int]])
 
 
 def test_threads_with_their_own_backends_claim_each_job_once(
-    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+    backend: SQLBackend,
+    sidequest_url: str,
+    sidequest_clock: ManualClock,
+    sidequest_engine_options: dict[str, Any],
+    sidequest_backends: BackendFactory,
 ) -> None:
     require_shared_database(backend, sidequest_url, sidequest_engine_options)
     enqueued = enqueue(backend, JOBS)
 
     def claimer(i: int, start: threading.Barrier) -> list[int]:
         options = sidequest_engine_options
-        with create_backend(sidequest_url, clock=sidequest_clock, worker_name=f"thread-{i}", **options) as own:
+        with sidequest_backends(sidequest_url, clock=sidequest_clock, worker_name=f"thread-{i}", **options) as own:
             own.get_queue(QUEUE)
             start.wait(WAIT_S)
             return claim_until_empty(own, QUANTITIES[i % len(QUANTITIES)])
@@ -145,7 +159,11 @@ def test_threads_sharing_one_backend_claim_each_job_once(backend: SQLBackend) ->
 
 
 def test_processes_claim_each_job_once(
-    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+    backend: SQLBackend,
+    sidequest_url: str,
+    sidequest_clock: ManualClock,
+    sidequest_engine_options: dict[str, Any],
+    sidequest_backends: BackendFactory,
 ) -> None:
     require_shared_database(backend, sidequest_url, sidequest_engine_options)
     enqueued = enqueue(backend, JOBS)
@@ -155,6 +173,7 @@ def test_processes_claim_each_job_once(
         context.Process(
             target=claim_in_process,
             args=(
+                sidequest_backends,
                 sidequest_url,
                 sidequest_engine_options,
                 sidequest_clock(),
@@ -230,11 +249,19 @@ def test_claiming_while_enqueueing_claims_each_job_once(backend: SQLBackend) -> 
 
 
 def produce_in_process(
-    url: str, options: dict[str, Any], now: datetime, worker: str, first: int, count: int, start: Any, results: Any
+    make: BackendFactory,
+    url: str,
+    options: dict[str, Any],
+    now: datetime,
+    worker: str,
+    first: int,
+    count: int,
+    start: Any,
+    results: Any,
 ) -> None:
     """A producer in its own process: single jobs and small batches, as fast as it can."""
     try:
-        with create_backend(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
+        with make(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
             backend.get_queue(QUEUE)
             start.wait(WAIT_S)
             ids: list[int] = []
@@ -253,11 +280,19 @@ def produce_in_process(
 
 
 def complete_in_process(
-    url: str, options: dict[str, Any], now: datetime, worker: str, quantity: int, start: Any, done: Any, results: Any
+    make: BackendFactory,
+    url: str,
+    options: dict[str, Any],
+    now: datetime,
+    worker: str,
+    quantity: int,
+    start: Any,
+    done: Any,
+    results: Any,
 ) -> None:
     """A worker in its own process: claims and completes until ``done`` is set and nothing is left."""
     try:
-        with create_backend(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
+        with make(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
             backend.get_queue(QUEUE)
             start.wait(WAIT_S)
             claimed: list[int] = []
@@ -278,7 +313,11 @@ def complete_in_process(
 
 
 def test_processes_enqueueing_and_completing_at_full_speed_lose_nothing_and_raise_nothing(
-    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+    backend: SQLBackend,
+    sidequest_url: str,
+    sidequest_clock: ManualClock,
+    sidequest_engine_options: dict[str, Any],
+    sidequest_backends: BackendFactory,
 ) -> None:
     """Separate processes on one database, each with its own backend (for SQLite: one file, where
     every writer waits its turn under the busy timeout and "database is locked" must not escape)."""
@@ -287,7 +326,7 @@ def test_processes_enqueueing_and_completing_at_full_speed_lose_nothing_and_rais
     context = multiprocessing.get_context("spawn")
     start, done = context.Barrier(producers + completers), context.Event()
     produced, completed = context.Queue(), context.Queue()
-    common = (sidequest_url, sidequest_engine_options, sidequest_clock())
+    common = (sidequest_backends, sidequest_url, sidequest_engine_options, sidequest_clock())
     workers = [
         context.Process(
             target=produce_in_process, args=(*common, f"producer-{i}", i * per_producer, per_producer, start, produced)

@@ -42,10 +42,11 @@ from sidequest_sql import (
     QueueConfig,
     SidequestError,
     UnsupportedDatabaseError,
-    create_backend,
 )
 from sidequest_sql.base import SQLBackend
+from sidequest_sql.hooks import DialectHooks
 from sidequest_sql.jsonvalues import MAX_DEPTH
+from sidequest_sql.testing.backends import BackendFactory
 from sidequest_sql.testing.clock import START, ManualClock
 from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 from sidequest_sql.testing.model import ModelBackend
@@ -624,9 +625,8 @@ class TestEveryArgumentFuzzed:
             if not name.startswith("_") and callable(getattr(SQLBackend, name))
         }
         without_arguments = {"get_queues_from_jobs", "count_jobs_by_queues", "truncate", "close"}
-        not_operations = {"migrate", "rollback_migration", "engine_url", "engine_options", "configure_engine"}
-        hooks = {"lock_for_claim", "claim_statement", "time_bucket", "json_equals", "like"}
-        hooks |= {"violated_constraint", "retryable", "connection_alive"}
+        not_operations = {"migrate", "rollback_migration"}
+        hooks = {name for name in dir(DialectHooks) if not name.startswith("_")}
         fuzzed = {argument.operation for argument in ARGUMENTS}
         assert public - without_arguments - not_operations - hooks <= fuzzed
 
@@ -638,10 +638,10 @@ SECRET = "Fuzz-S3cret-Pw"
 
 class TestCreateBackendArguments:
     @staticmethod
-    def refused_or_built(sidequest_url: str, word: str, **arguments: Any) -> SQLBackend | None:
+    def refused_or_built(make: BackendFactory, sidequest_url: str, word: str, **arguments: Any) -> SQLBackend | None:
         note(f"create_backend({sidequest_url!r}, {arguments!r})")
         try:
-            made = create_backend(sidequest_url if "url" not in arguments else arguments.pop("url"), **arguments)
+            made = make(sidequest_url if "url" not in arguments else arguments.pop("url"), **arguments)
         except (ValueError, TypeError, UnsupportedDatabaseError) as exc:
             message = str(exc)
             assert SECRET not in message and SECRET not in repr(exc)
@@ -655,7 +655,7 @@ class TestCreateBackendArguments:
         return made
 
     def test_each_argument_is_refused_naming_it_or_builds_a_backend(
-        self, sidequest_url: str, sidequest_settings: Any
+        self, sidequest_url: str, sidequest_settings: Any, sidequest_backends: BackendFactory
     ) -> None:
         scheme = sidequest_url.partition(":")[0]
         urls = st.one_of(
@@ -692,7 +692,7 @@ class TestCreateBackendArguments:
         @given(argument=arguments)
         def fuzz(argument: tuple[str, Any]) -> None:
             name, value = argument
-            made = self.refused_or_built(sidequest_url, name, **{name: value})
+            made = self.refused_or_built(sidequest_backends, sidequest_url, name, **{name: value})
             if made is not None:
                 made.close()
 
@@ -709,12 +709,17 @@ class TestCreateBackendArguments:
         ids=["naive", "str", "out-of-range", "None"],
     )
     def test_a_clock_that_gives_no_aware_datetime_is_refused_before_anything_is_written(
-        self, backend: SQLBackend, sidequest_url: str, clock: Callable[[], Any], error: type[Exception]
+        self,
+        backend: SQLBackend,
+        sidequest_url: str,
+        clock: Callable[[], Any],
+        error: type[Exception],
+        sidequest_backends: BackendFactory,
     ) -> None:
         backend.create_new_queue("default")
         waiting = backend.create_new_job(job())
         before = snapshot(backend)
-        with create_backend(sidequest_url, clock=clock) as made:
+        with sidequest_backends(sidequest_url, clock=clock) as made:
             for call in (
                 lambda: made.create_new_job(job()),
                 lambda: made.create_new_jobs([job(), job()]),

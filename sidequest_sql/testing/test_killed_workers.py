@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sidequest_sql import JobData, NewJobData, create_backend
+from sidequest_sql import JobData, NewJobData
 from sidequest_sql.base import SQLBackend
 
+from .backends import BackendFactory
 from .clock import ManualClock
 from .fixtures import backend  # noqa: F401  (the suite's fixture)
 from .test_concurrency import require_shared_database
@@ -49,11 +50,17 @@ def new_jobs(queue: str, count: int) -> list[NewJobData]:
 
 
 def claim_then_wait(
-    url: str, options: dict[str, Any], now: datetime, quantities: tuple[int, ...], results: Any, proceed: Any
+    make: BackendFactory,
+    url: str,
+    options: dict[str, Any],
+    now: datetime,
+    quantities: tuple[int, ...],
+    results: Any,
+    proceed: Any,
 ) -> None:
     """Claim, report the ids, then wait to start them: the test kills the process meanwhile."""
     try:
-        with create_backend(url, clock=ManualClock(now), worker_name=KILLED, **options) as backend:
+        with make(url, clock=ManualClock(now), worker_name=KILLED, **options) as backend:
             ids = [job.id for quantity in quantities for job in backend.claim_pending_job(QUEUE, quantity)]
             results.put((ids, None))
             if proceed.wait(STARTUP_S):  # never set
@@ -63,10 +70,12 @@ def claim_then_wait(
         results.put(([], traceback.format_exc()))
 
 
-def claim_in_a_loop(url: str, options: dict[str, Any], now: datetime, name: str, claims: Any, errors: Any) -> None:
+def claim_in_a_loop(
+    make: BackendFactory, url: str, options: dict[str, Any], now: datetime, name: str, claims: Any, errors: Any
+) -> None:
     """Claim one job at a time as fast as possible, counting the claims that returned one."""
     try:
-        with create_backend(url, clock=ManualClock(now), worker_name=name, **options) as backend:
+        with make(url, clock=ManualClock(now), worker_name=name, **options) as backend:
             deadline = time.monotonic() + STARTUP_S
             while time.monotonic() < deadline:
                 if backend.claim_pending_job(QUEUE, 1):
@@ -108,7 +117,11 @@ def reap(worker: Any) -> None:
 
 
 def test_a_killed_workers_claims_turn_stale_and_nothing_else_moves(
-    backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+    backend: SQLBackend,
+    sidequest_url: str,
+    sidequest_clock: ManualClock,
+    sidequest_engine_options: dict[str, Any],
+    sidequest_backends: BackendFactory,
 ) -> None:
     require_shared_database(backend, sidequest_url, sidequest_engine_options)
     start = sidequest_clock()
@@ -116,7 +129,8 @@ def test_a_killed_workers_claims_turn_stale_and_nothing_else_moves(
     context = multiprocessing.get_context("spawn")
     results, proceed = context.Queue(), context.Event()
     worker = context.Process(
-        target=claim_then_wait, args=(sidequest_url, sidequest_engine_options, start, (4, 2), results, proceed)
+        target=claim_then_wait,
+        args=(sidequest_backends, sidequest_url, sidequest_engine_options, start, (4, 2), results, proceed),
     )
     worker.start()
     try:
@@ -158,7 +172,10 @@ def test_a_killed_workers_claims_turn_stale_and_nothing_else_moves(
 
 
 def test_the_database_serves_others_right_after_claimers_are_killed_mid_loop(
-    backend: SQLBackend, sidequest_url: str, sidequest_engine_options: dict[str, Any]
+    backend: SQLBackend,
+    sidequest_url: str,
+    sidequest_engine_options: dict[str, Any],
+    sidequest_backends: BackendFactory,
 ) -> None:
     require_shared_database(backend, sidequest_url, sidequest_engine_options)
     backend.create_new_jobs(new_jobs(QUEUE, 2000))
@@ -168,7 +185,7 @@ def test_the_database_serves_others_right_after_claimers_are_killed_mid_loop(
     workers = [
         context.Process(
             target=claim_in_a_loop,
-            args=(sidequest_url, sidequest_engine_options, backend.clock(), name, count, errors),
+            args=(sidequest_backends, sidequest_url, sidequest_engine_options, backend.clock(), name, count, errors),
         )
         for name, count in zip(names, claims)
     ]

@@ -20,10 +20,10 @@ from sidequest_sql import (
     QueueNotFoundError,
     SidequestError,
     UnsupportedDatabaseError,
-    create_backend,
     register_dialect,
 )
 from sidequest_sql.base import SQLBackend
+from sidequest_sql.testing.backends import BackendFactory
 from sidequest_sql.testing.clock import ManualClock
 from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
@@ -69,13 +69,15 @@ class TestPublicNames:
 
 
 class TestCreateBackend:
-    def test_the_url_scheme_selects_the_dialect(self, backend: SQLBackend, sidequest_url: str) -> None:
-        with create_backend(sidequest_url) as made:
-            assert type(made) is type(backend)
-            assert isinstance(made, SQLBackend)
+    def test_the_url_scheme_selects_the_dialect(
+        self, backend: SQLBackend, sidequest_url: str, sidequest_backends: BackendFactory
+    ) -> None:
+        with sidequest_backends(sidequest_url) as made:
+            assert sidequest_backends.dialect_of(made) is sidequest_backends.dialect_of(backend)
+            assert issubclass(sidequest_backends.dialect_of(made), SQLBackend)
 
-    def test_creating_does_not_connect(self, sidequest_url: str) -> None:
-        made = create_backend(unreachable(sidequest_url))
+    def test_creating_does_not_connect(self, sidequest_url: str, sidequest_backends: BackendFactory) -> None:
+        made = sidequest_backends(unreachable(sidequest_url))
         try:
             with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the driver raises
                 made.get_queue("default")
@@ -83,42 +85,49 @@ class TestCreateBackend:
             made.close()
 
     def test_without_url_the_environment_variable_is_used(
-        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+        self,
+        backend: SQLBackend,
+        sidequest_url: str,
+        sidequest_clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch,
+        sidequest_backends: BackendFactory,
     ) -> None:
         monkeypatch.setenv("SIDEQUEST_DATABASE_URL", sidequest_url)
         queue = backend.create_new_queue("shared")
-        with create_backend(clock=sidequest_clock) as made:
-            assert type(made) is type(backend)
+        with sidequest_backends(clock=sidequest_clock) as made:
+            assert sidequest_backends.dialect_of(made) is sidequest_backends.dialect_of(backend)
             assert made.get_queue("shared") == queue
 
     def test_two_backends_on_one_url_share_the_database(
-        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock
+        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_backends: BackendFactory
     ) -> None:
-        with create_backend(sidequest_url, clock=sidequest_clock) as other:
+        with sidequest_backends(sidequest_url, clock=sidequest_clock) as other:
             job = other.create_new_job(new_job())
             assert backend.get_job(job.id) == job
             [claimed] = backend.claim_pending_job("default")
             assert other.get_job(job.id) == claimed
 
     def test_worker_name_is_what_claimed_by_records(
-        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock
+        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_backends: BackendFactory
     ) -> None:
         backend.create_new_job(new_job())
-        with create_backend(sidequest_url, clock=sidequest_clock, worker_name="worker-7") as made:
+        with sidequest_backends(sidequest_url, clock=sidequest_clock, worker_name="worker-7") as made:
             [claimed] = made.claim_pending_job("default")
         assert claimed.claimed_by == "worker-7"
 
     def test_default_worker_name_is_host_and_pid(
-        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock
+        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_backends: BackendFactory
     ) -> None:
         backend.create_new_job(new_job())
-        with create_backend(sidequest_url, clock=sidequest_clock) as made:
+        with sidequest_backends(sidequest_url, clock=sidequest_clock) as made:
             [claimed] = made.claim_pending_job("default")
         assert claimed.claimed_by == f"sidequest@{socket.gethostname()}-{os.getpid()}"
 
-    def test_the_clock_is_the_only_now(self, backend: SQLBackend, sidequest_url: str) -> None:
+    def test_the_clock_is_the_only_now(
+        self, backend: SQLBackend, sidequest_url: str, sidequest_backends: BackendFactory
+    ) -> None:
         own = ManualClock(ManualClock()().replace(year=2041))
-        with create_backend(sidequest_url, clock=own) as made:
+        with sidequest_backends(sidequest_url, clock=own) as made:
             job = made.create_new_job(new_job())
             assert job.inserted_at == job.available_at == own()
             assert backend.claim_pending_job("default") == []
@@ -126,30 +135,34 @@ class TestCreateBackend:
             [claimed] = made.claim_pending_job("default")
         assert claimed.claimed_at == own()
 
-    def test_a_clock_that_is_not_callable_is_refused(self, sidequest_url: str) -> None:
+    def test_a_clock_that_is_not_callable_is_refused(
+        self, sidequest_url: str, sidequest_backends: BackendFactory
+    ) -> None:
         with pytest.raises(TypeError, match="clock"):
-            create_backend(sidequest_url, clock=ManualClock()())  # type: ignore[arg-type]
+            sidequest_backends(sidequest_url, clock=ManualClock()())  # type: ignore[arg-type]
 
-    def test_engine_options_reach_sqlalchemy(self, sidequest_url: str) -> None:
-        with create_backend(sidequest_url, echo=True) as made:
+    def test_engine_options_reach_sqlalchemy(self, sidequest_url: str, sidequest_backends: BackendFactory) -> None:
+        with sidequest_backends(sidequest_url, echo=True) as made:
             assert made.engine.echo is True
 
-    def test_schema_is_refused_where_the_dialect_has_none(self, backend: SQLBackend, sidequest_url: str) -> None:
-        if type(backend).supports_schemas:
+    def test_schema_is_refused_where_the_dialect_has_none(
+        self, backend: SQLBackend, sidequest_url: str, sidequest_backends: BackendFactory
+    ) -> None:
+        if sidequest_backends.dialect_of(backend).supports_schemas:
             pytest.skip("this dialect supports schemas")
         with pytest.raises(ValueError, match="schema"):
-            create_backend(sidequest_url, schema="elsewhere")
+            sidequest_backends(sidequest_url, schema="elsewhere")
 
 
 class TestRegisterDialect:
     def test_a_registered_class_serves_its_scheme(
-        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock
+        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_backends: BackendFactory
     ) -> None:
-        dialect = redirected(type(backend), make_url(sidequest_url))
+        dialect = redirected(sidequest_backends.dialect_of(backend), make_url(sidequest_url))
         register_dialect("contractclass", dialect)
         queue = backend.create_new_queue("seen-through-the-registry")
-        with create_backend("contractclass://somewhere/db", clock=sidequest_clock) as made:
-            assert type(made) is dialect
+        with sidequest_backends("contractclass://somewhere/db", clock=sidequest_clock) as made:
+            assert sidequest_backends.dialect_of(made) is dialect
             assert made.get_queue("seen-through-the-registry") == queue
 
     def test_a_class_named_as_module_and_class_is_imported_when_used(
@@ -158,24 +171,25 @@ class TestRegisterDialect:
         sidequest_url: str,
         sidequest_clock: ManualClock,
         monkeypatch: pytest.MonkeyPatch,
+        sidequest_backends: BackendFactory,
     ) -> None:
         register_dialect("contractnamed", f"{__name__}:NamedLater")
-        dialect = redirected(type(backend), make_url(sidequest_url))
+        dialect = redirected(sidequest_backends.dialect_of(backend), make_url(sidequest_url))
         # Registered before the name exists: it is looked up only when a URL needs it.
         monkeypatch.setattr(sys.modules[__name__], "NamedLater", dialect, raising=False)
-        with create_backend("contractnamed://somewhere/db", clock=sidequest_clock) as made:
-            assert type(made) is dialect
+        with sidequest_backends("contractnamed://somewhere/db", clock=sidequest_clock) as made:
+            assert sidequest_backends.dialect_of(made) is dialect
             assert made.list_queues() == []
 
-    def test_a_missing_module_fails_only_when_used(self) -> None:
+    def test_a_missing_module_fails_only_when_used(self, sidequest_backends: BackendFactory) -> None:
         register_dialect("contractmissing", "sidequest_sql_no_such_module:Backend")
         with pytest.raises(ImportError):
-            create_backend("contractmissing://somewhere/db")
+            sidequest_backends("contractmissing://somewhere/db")
 
-    def test_an_unknown_scheme_names_the_known_ones(self) -> None:
+    def test_an_unknown_scheme_names_the_known_ones(self, sidequest_backends: BackendFactory) -> None:
         register_dialect("contractknown", "sidequest_sql_no_such_module:Backend")
         with pytest.raises(UnsupportedDatabaseError) as raised:
-            create_backend("nosuchdatabase://user@host/db")
+            sidequest_backends("nosuchdatabase://user@host/db")
         message = str(raised.value)
         assert "nosuchdatabase" in message
         for scheme in ("postgresql", "sqlite", "contractknown"):
@@ -184,10 +198,12 @@ class TestRegisterDialect:
 
 
 class TestSecretsStayHidden:
-    def test_repr_and_errors_never_show_the_password(self, sidequest_url: str) -> None:
+    def test_repr_and_errors_never_show_the_password(
+        self, sidequest_url: str, sidequest_backends: BackendFactory
+    ) -> None:
         url = unreachable(sidequest_url).set(username="someone", password=SECRET)
         try:
-            made = create_backend(url)
+            made = sidequest_backends(url)
         except Exception as exc:  # noqa: BLE001 - a dialect may refuse a URL with a password
             assert SECRET not in str(exc) and SECRET not in repr(exc)
             return
@@ -199,30 +215,32 @@ class TestSecretsStayHidden:
         finally:
             made.close()
 
-    def test_an_unknown_scheme_does_not_repeat_the_password(self) -> None:
+    def test_an_unknown_scheme_does_not_repeat_the_password(self, sidequest_backends: BackendFactory) -> None:
         with pytest.raises(UnsupportedDatabaseError) as raised:
-            create_backend(f"nosuchdatabase://user:{SECRET}@host/db")
+            sidequest_backends(f"nosuchdatabase://user:{SECRET}@host/db")
         assert SECRET not in str(raised.value)
 
-    def test_a_malformed_url_does_not_repeat_itself(self) -> None:
+    def test_a_malformed_url_does_not_repeat_itself(self, sidequest_backends: BackendFactory) -> None:
         with pytest.raises(ValueError) as raised:
-            create_backend(f"not a url {SECRET}")
+            sidequest_backends(f"not a url {SECRET}")
         assert SECRET not in str(raised.value)
 
 
 class TestContextManager:
     def test_with_returns_the_backend_and_closes_it(
-        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock
+        self, backend: SQLBackend, sidequest_url: str, sidequest_clock: ManualClock, sidequest_backends: BackendFactory
     ) -> None:
-        made = create_backend(sidequest_url, clock=sidequest_clock)
+        made = sidequest_backends(sidequest_url, clock=sidequest_clock)
         with made as entered:
             assert entered is made
             entered.list_jobs()
             assert made.engine.pool.checkedin() >= 1
         assert made.engine.pool.checkedin() == 0
 
-    def test_an_error_inside_still_closes_and_propagates(self, backend: SQLBackend, sidequest_url: str) -> None:
-        made = create_backend(sidequest_url)
+    def test_an_error_inside_still_closes_and_propagates(
+        self, backend: SQLBackend, sidequest_url: str, sidequest_backends: BackendFactory
+    ) -> None:
+        made = sidequest_backends(sidequest_url)
         with pytest.raises(RuntimeError, match="inside"), made:
             made.list_jobs()
             raise RuntimeError("inside")

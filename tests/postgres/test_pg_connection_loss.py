@@ -205,7 +205,7 @@ def test_idle_pooled_connections_whose_sessions_were_terminated_are_replaced_bef
     # One kept between one-statement operations (IdleConnections), and
     # several more at once, so that the pool keeps several.
     assert backend.get_job(ids[0]) is not None
-    assert len(backend._idle) == 1
+    assert len(backend.execution.idle) == 1
     held = [backend.engine.connect() for _ in range(4)]
     for conn in held:
         conn.exec_driver_sql("SELECT 1")

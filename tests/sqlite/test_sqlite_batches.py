@@ -124,6 +124,6 @@ def test_a_clash_in_the_last_statement_rolls_back_the_earlier_ones(backend: SQLB
 def test_each_statement_size_is_compiled_once(backend: SQLBackend) -> None:
     for count in (700, 700, 3, 515):
         backend.create_new_jobs([NewJobData("q", "s.js", "S", args=[i]) for i in range(count)])
-    compiled = [key for key in backend._statements if key[0] == "driver" and key[1][0] == "insert_batch"]
+    compiled = [key for key in backend.execution.built() if key[0] == "driver" and key[1][0] == "insert_batch"]
     # 700 = 5 x 128 + 32 + 16 + 8 + 4; 3 = 2 + 1; 515 = 4 x 128 + 2 + 1
     assert sorted(key[1][-1] for key in compiled) == [1, 2, 4, 8, 16, 32, 128]

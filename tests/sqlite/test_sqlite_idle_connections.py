@@ -29,19 +29,19 @@ def backend(tmp_path: Path) -> Iterator[SQLBackend]:
 def test_a_plain_pool_lends_one_connection_for_a_run_of_calls(backend: SQLBackend) -> None:
     pool = backend.engine.pool
     created = backend.create_new_job(job())
-    assert len(backend._idle) == 1 and pool.checkedout() == 1
+    assert len(backend.execution.idle) == 1 and pool.checkedout() == 1
     for _ in range(20):
         backend.claim_pending_job("q")
         backend.update_job(created.id, state="completed")
         backend.get_job(created.id)
-    assert len(backend._idle) == 1 and pool.checkedout() == 1
+    assert len(backend.execution.idle) == 1 and pool.checkedout() == 1
     backend.close()
-    assert len(backend._idle) == 0 and pool.checkedout() == 0
+    assert len(backend.execution.idle) == 0 and pool.checkedout() == 0
 
 
 def test_pool_listeners_added_later_see_every_checkout_and_checkin(backend: SQLBackend) -> None:
     backend.create_new_job(job())
-    assert len(backend._idle) == 1
+    assert len(backend.execution.idle) == 1
     checkouts: list[Any] = []
     checkins: list[Any] = []
     event.listen(backend.engine.pool, "checkout", lambda *args: checkouts.append(args))
@@ -51,25 +51,25 @@ def test_pool_listeners_added_later_see_every_checkout_and_checkin(backend: SQLB
     assert len(checkouts) == 3
     # The connection kept before the listeners came, then each call's own.
     assert len(checkins) == 4
-    assert len(backend._idle) == 0
+    assert len(backend.execution.idle) == 0
 
 
 def test_a_failed_statement_returns_its_connection_to_the_pool(backend: SQLBackend) -> None:
     backend.create_new_job(job(digest="once"))
-    kept = backend._idle._idle[-1]
+    kept = backend.execution.idle._idle[-1]
     with pytest.raises(DuplicatedJobError):
         backend.create_new_job(job(digest="once"))
-    assert len(backend._idle) == 0
+    assert len(backend.execution.idle) == 0
     assert not kept.is_valid or backend.engine.pool.checkedout() == 0
 
 
 def test_a_forked_child_does_not_use_the_parents_connections(backend: SQLBackend) -> None:
     backend.create_new_job(job())
-    parents = list(backend._idle._idle)
-    backend._idle._pid = -1  # as in a child process, whose pid differs
+    parents = list(backend.execution.idle._idle)
+    backend.execution.idle._pid = -1  # as in a child process, whose pid differs
     backend.create_new_job(job())
-    assert all(fairy not in backend._idle._idle for fairy in parents)
-    assert len(backend._idle) == 1
+    assert all(fairy not in backend.execution.idle._idle for fairy in parents)
+    assert len(backend.execution.idle) == 1
 
 
 @pytest.mark.parametrize(
@@ -85,14 +85,14 @@ def test_a_forked_child_does_not_use_the_parents_connections(backend: SQLBackend
 )
 def test_how_many_connections_a_pool_lends(tmp_path: Path, options: dict[str, Any], limit: int) -> None:
     with create_backend(f"sqlite:///{tmp_path / 'limit.sqlite'}", **options) as backend:
-        assert lendable(backend.engine.pool) == limit == backend._idle.limit
+        assert lendable(backend.engine.pool) == limit == backend.execution.idle.limit
 
 
 def test_an_in_memory_database_lends_nothing() -> None:
     with create_backend("sqlite://") as backend:
         backend.migrate()
         backend.create_new_job(job())
-        assert backend._idle.limit == 0 and len(backend._idle) == 0
+        assert backend.execution.idle.limit == 0 and len(backend.execution.idle) == 0
 
 
 def test_a_small_pool_serves_every_kind_of_operation_from_many_threads(tmp_path: Path) -> None:
@@ -123,4 +123,4 @@ def test_a_small_pool_serves_every_kind_of_operation_from_many_threads(tmp_path:
             thread.join()
         assert errors == []
         assert backend.count_jobs().completed == 6 * 40
-        assert len(backend._idle) <= backend._idle.limit == 1
+        assert len(backend.execution.idle) <= backend.execution.idle.limit == 1

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Text, cast, func, type_coerce
 from sqlalchemy.engine import URL
 
-from sidequest_sql.base import TimeUnit
+from sidequest_sql.times import TimeUnit
 from sidequest_sql.dialects.postgres import PostgresBackend
 from sidequest_sql.records import JobData
 from sidequest_sql.schema import Timestamp

@@ -15,6 +15,7 @@ from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.batches import UnnestInsert, ValuesInsert, encode, in_input_order
 from sidequest_sql.dialects.mysql import MySQLBackend
+from sidequest_sql.rows import new_job_values
 from sidequest_sql.schema import jobs
 
 NOW = datetime(2030, 1, 15, 12, 30, 45, 123456, tzinfo=UTC)
@@ -36,7 +37,7 @@ def sqlite() -> Iterator[SQLBackend]:
 
 def job_rows(backend: SQLBackend, count: int) -> list[dict[str, Any]]:
     return [
-        backend._new_job_values(NewJobData("q", "s.js", "C", args=[i], unique_digest=f"d{i}"), NOW, "job")
+        new_job_values(NewJobData("q", "s.js", "C", args=[i], unique_digest=f"d{i}"), NOW, "job")
         for i in range(count)
     ]
 

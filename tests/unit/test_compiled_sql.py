@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Select, literal, select
 
 import sidequest_sql as sq
-from sidequest_sql.base import SQLBackend, finished_moment
+from sidequest_sql.base import SQLBackend
+from sidequest_sql.statements import finished_moment
 from sidequest_sql.dialects.postgres import PostgresBackend
 from sidequest_sql.dialects.sqlite import SQLiteBackend, like_to_glob
 from sidequest_sql.schema import Timestamp, jobs

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateTable
 
 import sidequest_sql as sq
-from sidequest_sql.base import finished_moment
+from sidequest_sql.statements import finished_moment
 from sidequest_sql.dialects.mysql import MySQLBackend
 from sidequest_sql.dialects.sqlite import SQLiteBackend
 from sidequest_sql.schema import jobs, queues
@@ -174,11 +174,11 @@ def test_the_base_runs_a_retryable_transaction_again() -> None:
             raise OperationalError("UPDATE …", {}, Exception("deadlock"))
         return "done"
 
-    assert store._write(work) == "done"
+    assert store.execution.write(work) == "done"
     assert len(attempts) == 3
     attempts.clear()
     _Deadlocking.failures = 100
     with pytest.raises(OperationalError):
-        store._write(work)
+        store.execution.write(work)
     assert len(attempts) == 5  # bounded
     store.close()

@@ -27,27 +27,27 @@ def test_the_flag(backend_class: type[SQLBackend], expected: bool) -> None:
 
 def test_sqlite_writes_always_take_a_transaction(tmp_path: object) -> None:
     backend = SQLiteBackend(f"sqlite:///{tmp_path}/flag.sqlite")
-    assert backend._autocommit is None
+    assert backend.execution.autocommit is None
 
 
 def test_postgres_autocommit_view_shares_the_pool() -> None:
     backend = PostgresBackend("postgresql://user@localhost/nothing", schema="s")
-    assert backend._autocommit is not None
-    assert backend._autocommit.pool is backend.engine.pool
+    assert backend.execution.autocommit is not None
+    assert backend.execution.autocommit.pool is backend.engine.pool
     # The driver stays in autocommit; the view only tells the backend to send no BEGIN.
-    options = backend._autocommit.get_execution_options()
+    options = backend.execution.autocommit.get_execution_options()
     assert options["sidequest_autocommit"] is True
     assert options["schema_translate_map"] == {None: "s"}
-    assert backend._one_statement_update() and backend._one_statement_insert(1)
+    assert backend.execution.one_statement_update() and backend.execution.one_statement_insert(1)
     # A batch of any size is one INSERT … SELECT FROM unnest(…).
-    assert backend._one_statement_insert(2, 15) and backend._one_statement_insert(100_000, 15)
+    assert backend.execution.one_statement_insert(2, 15) and backend.execution.one_statement_insert(100_000, 15)
 
 
 def test_a_sqlite_batch_beyond_one_statement_says_so(tmp_path: object) -> None:
     backend = SQLiteBackend(f"sqlite:///{tmp_path}/flag.sqlite")
-    assert backend._one_statement_insert(128, 15)
-    assert not backend._one_statement_insert(129, 15)
-    assert not backend._one_statement_insert(3, 15)  # 2 + 1
+    assert backend.execution.one_statement_insert(128, 15)
+    assert not backend.execution.one_statement_insert(129, 15)
+    assert not backend.execution.one_statement_insert(3, 15)  # 2 + 1
 
 
 @pytest.mark.parametrize("level", ["AUTOCOMMIT", "serializable;", 3])

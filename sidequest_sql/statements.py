@@ -1,0 +1,69 @@
+"""Builders of the statements the operations send, with bind parameters for what varies.
+
+Building a Core statement, and then SQLAlchemy walking it for its cache key,
+costs far more client CPU than running it, so the hot operations build theirs
+once per backend (``execution.Execution.statement``) from these builders. The
+parameters are named as SQLAlchemy names those of a statement built with plain
+values (``id_1`` for ``id = …``), so the SQL sent is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Select, Update, bindparam, insert, select, type_coerce, update
+
+from .schema import Timestamp, counted_at
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.sql.dml import Insert
+
+Builder = Callable[[], Any]
+"""Makes a statement; called once per backend and cache key."""
+
+
+def binds(table: Table, keys: Iterable[str]) -> dict[str, Any]:
+    """A bind parameter per column key, named after it and of the column's type."""
+    return {key: bindparam(key, type_=table.c[key].type) for key in keys}
+
+
+def id_bind(table: Table) -> Any:
+    """The one id of an ``id = …``, passed as ``id_1``."""
+    return bindparam("id_1", type_=table.c.id.type)
+
+
+def ids_bind(table: Table) -> Any:
+    """The list of ids of an ``id IN (…)``, passed as ``id_1``."""
+    return bindparam("id_1", type_=table.c.id.type, expanding=True)
+
+
+def select_by_id(table: Table) -> Select[Any]:
+    """Every column of the row ``id_1``."""
+    return select(table).where(table.c.id == id_bind(table))
+
+
+def insert_one(table: Table, values: Mapping[str, Any]) -> tuple[Hashable, Callable[[], Insert]]:
+    """The cache key and builder of the INSERT … RETURNING of one row with these keys."""
+    keys = frozenset(values)
+    return ("insert_returning", table.name, keys), lambda: insert(table).values(binds(table, keys)).returning(*table.c)
+
+
+def update_one(table: Table, values: Mapping[str, Any]) -> tuple[Hashable, Callable[[], Update]]:
+    """The cache key and builder of the UPDATE … RETURNING of these columns of the row ``id_1``."""
+    keys = frozenset(values)
+
+    def build() -> Update:
+        return update(table).where(table.c.id == id_bind(table)).values(binds(table, keys)).returning(*table.c)
+
+    return ("update_one", table.name, keys), build
+
+
+def finished_moment() -> ColumnElement[datetime]:
+    """The time a job counts at: when it finished, else started, was claimed, was enqueued.
+
+    Written as the index on it is, so that time-bounded counts can use it.
+    """
+    return type_coerce(counted_at(), Timestamp())

@@ -1,0 +1,186 @@
+"""The backends the suite tests: sync ones, or async ones driven from the suite's sync code.
+
+The suite is written once, in plain sync calls. Run with ``--sidequest-async``
+(or with the ``sidequest_async`` fixture overridden to return True), every
+backend it makes is an ``AsyncSQLBackend`` behind a ``BlockingBackend``:
+each call runs its coroutine on an event loop of the backend's own, in a
+thread of its own, and waits for it. Threads that share one such backend
+therefore run their operations as concurrent tasks of one loop, which is
+how an asyncio application shares one.
+
+A caller's transaction (``connection=``) is begun the same way for both
+(``BackendFactory.begin``): a ``Connection`` of the backend's sync engine, or
+an ``AsyncConnection`` of its async one, on its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sidequest_sql.aio_operations import AsyncOperations
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from sidequest_sql.aio import AsyncSQLBackend
+    from sidequest_sql.base import SQLBackend
+
+_T = TypeVar("_T")
+OPERATIONS = frozenset(name for name in vars(AsyncOperations) if not name.startswith("_"))
+CALL_TIMEOUT_S = 600
+"""How long the suite waits for one call on the loop before it calls the loop stuck."""
+
+
+@dataclass(frozen=True)
+class BackendFactory:
+    """Makes backends for a test (sync or async); picklable, for the suite's processes."""
+
+    asynchronous: bool = False
+
+    def __call__(self, url: Any = None, **options: Any) -> Any:
+        """``create_backend(url, **options)``, or its async twin behind a ``BlockingBackend``."""
+        from sidequest_sql import create_async_backend, create_backend
+
+        if not self.asynchronous:
+            return create_backend(url, **options)
+        return BlockingBackend(lambda: create_async_backend(url, **options))
+
+    def dialect_of(self, backend: Any) -> type[SQLBackend]:
+        """The ``SQLBackend`` subclass that serves ``backend`` (one this factory made)."""
+        return backend.backend.backend_class if isinstance(backend, BlockingBackend) else type(backend)
+
+    def begin(self, backend: Any) -> CallerTransaction:
+        """A caller's transaction on ``backend``'s own engine, to pass as ``connection=``."""
+        if isinstance(backend, BlockingBackend):
+            return backend.begin()
+        return SyncTransaction(backend.engine)
+
+
+class CallerTransaction:
+    """A transaction a caller began: ``connection`` goes to operations, then ``commit`` or ``rollback``."""
+
+    connection: Any
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def rollback(self) -> None:
+        raise NotImplementedError
+
+
+class SyncTransaction(CallerTransaction):
+    def __init__(self, engine: Engine) -> None:
+        self.connection: Connection = engine.connect()
+        self._transaction = self.connection.begin()
+
+    def commit(self) -> None:
+        try:
+            self._transaction.commit()
+        finally:
+            self.connection.close()
+
+    def rollback(self) -> None:
+        try:
+            self._transaction.rollback()
+        finally:
+            self.connection.close()
+
+
+class BlockingBackend:
+    """An ``AsyncSQLBackend`` on an event loop thread of its own, called from sync code.
+
+    Every operation of the async backend is here as a plain method taking the
+    same arguments; attributes (``clock``, ``worker_name``, ``url``) are the
+    async backend's, and ``engine`` is its async engine's ``sync_engine``
+    (for event listeners and pool statistics, not for connecting).
+    """
+
+    def __init__(self, make: Callable[[], AsyncSQLBackend]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sidequest-suite-loop", daemon=True)
+        self._thread.start()
+        try:
+            self.backend: AsyncSQLBackend = self.run(_made(make))
+        except BaseException:
+            self._stop()
+            raise
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the backend's loop and wait for its result."""
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(CALL_TIMEOUT_S)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in OPERATIONS:
+            operation = getattr(self.backend, name)
+            return lambda *args, **kwargs: self.run(operation(*args, **kwargs))
+        if name in ("backend", "loop"):
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
+    @property
+    def engine(self) -> Engine:
+        return self.backend.engine.sync_engine
+
+    def __repr__(self) -> str:
+        return f"<BlockingBackend {self.backend!r}>" if "backend" in vars(self) else "<BlockingBackend>"
+
+    def __enter__(self) -> BlockingBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        try:
+            self.run(self.backend.close())
+        finally:
+            self._stop()
+
+    def begin(self) -> AsyncTransaction:
+        return AsyncTransaction(self)
+
+    def _stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(CALL_TIMEOUT_S)
+        self.loop.close()
+
+
+class AsyncTransaction(CallerTransaction):
+    def __init__(self, blocking: BlockingBackend) -> None:
+        self._blocking = blocking
+        self.connection: AsyncConnection = blocking.run(_started(blocking.backend))
+
+    def commit(self) -> None:
+        self._blocking.run(_end(self.connection, commit=True))
+
+    def rollback(self) -> None:
+        self._blocking.run(_end(self.connection, commit=False))
+
+
+async def _made(make: Callable[[], AsyncSQLBackend]) -> AsyncSQLBackend:
+    return make()
+
+
+async def _started(backend: AsyncSQLBackend) -> AsyncConnection:
+    connection = await backend.engine.connect()
+    await connection.begin()
+    return connection
+
+
+async def _end(connection: AsyncConnection, *, commit: bool) -> None:
+    try:
+        if commit:
+            await connection.commit()
+        else:
+            await connection.rollback()
+    finally:
+        await connection.close()
