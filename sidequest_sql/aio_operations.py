@@ -124,7 +124,9 @@ class AsyncOperations:
         *,
         connection: AsyncConnection | None = None,
     ) -> list[JobData]:
-        """Atomically move up to ``quantity`` available waiting jobs of ``queue`` to claimed."""
+        """Atomically move up to ``quantity`` available waiting jobs of ``queue`` to claimed:
+        the highest priority first, then the oldest ``inserted_at``, then the lowest id.
+        """
         return await self._claim("claim_pending_job", queue, quantity, connection=connection)
 
     async def update_job(

@@ -238,7 +238,8 @@ class SQLBackend(DialectHooks):
     def claim_pending_job(
         self, queue: str, quantity: int = 1, *, connection: Connection | None = None
     ) -> list[JobData]:
-        """Atomically move up to ``quantity`` available waiting jobs of ``queue`` to claimed."""
+        """Atomically move up to ``quantity`` available waiting jobs of ``queue`` to claimed:
+        the highest priority first, then the oldest ``inserted_at``, then the lowest id."""
         check_text(queue, "queue")
         check_int(quantity, "quantity", minimum=1)
         now = self._now()
@@ -264,7 +265,7 @@ class SQLBackend(DialectHooks):
             before_send=entering_claim,
         )
         claimed = [job_from_row(row) for row in rows]
-        return sorted(claimed, key=lambda job: (job.inserted_at, job.id))
+        return sorted(claimed, key=lambda job: (-job.priority, job.inserted_at, job.id))
 
     def update_job(self, job_id: int, *, connection: Connection | None = None, **changes: Any) -> JobData:
         """Set exactly the given fields (None nullifies) and return the job."""
@@ -530,7 +531,7 @@ class SQLBackend(DialectHooks):
                 c.queue == bindparam("queue_1", type_=c.queue.type),
                 c.available_at <= bindparam("available_at_1", type_=c.available_at.type),
             )
-            .order_by(c.inserted_at, c.id)
+            .order_by(c.priority.desc(), c.inserted_at, c.id)
             .limit(bindparam("quantity", type_=Integer()))
         )
 

@@ -140,6 +140,7 @@ JOB_FIELDS: Mapping[str, Field] = {
     "uniqueness_config": Field("json", nullable=True),
     "retry_delay": _optional_int,
     "backoff_strategy": Field("text"),
+    "priority": Field("int"),
 }
 
 QUEUE_FIELDS: Mapping[str, Field] = {

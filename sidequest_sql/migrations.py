@@ -37,6 +37,11 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(_config())
 
 
+def revisions() -> list[str]:
+    """Every shipped revision, oldest first: what ``upgrade`` of an empty database applies."""
+    return [script.revision for script in reversed(list(script_directory().walk_revisions("base", "heads")))]
+
+
 def upgrade(conn: Connection, schema: str | None) -> list[str]:
     """Bring the tables in ``schema`` to head on ``conn``; return the revisions applied, in order."""
     applied: list[str] = []

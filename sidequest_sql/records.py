@@ -42,6 +42,7 @@ class JobData:
     uniqueness_config: Any = None
     retry_delay: int | None = None
     backoff_strategy: str = "exponential"
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,8 @@ class NewJobData:
     """What a caller supplies to enqueue a job; the rest gets defaults.
 
     A new job starts ``waiting`` at attempt 0; ``available_at`` defaults to
-    the backend clock's now.
+    the backend clock's now. Claims take a queue's jobs of higher ``priority``
+    first, then the oldest.
     """
 
     queue: str
@@ -64,6 +66,7 @@ class NewJobData:
     uniqueness_config: Any = None
     retry_delay: int | None = None
     backoff_strategy: str = "exponential"
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ def new_job_values(job: NewJobData, now: datetime, argument: str) -> dict[str, A
         "uniqueness_config": job.uniqueness_config,
         "retry_delay": job.retry_delay,
         "backoff_strategy": job.backoff_strategy,
+        "priority": job.priority,
     }
     check_changes(JOB_FIELDS, given, "job")
     # What the backend sets itself needs no check (``now`` had its own).

@@ -216,6 +216,8 @@ jobs = Table(
     Column("uniqueness_config", json_document(), nullable=True),
     Column("retry_delay", Integer, nullable=True),
     Column("backoff_strategy", Text, nullable=False, server_default=LiteralDefault("exponential")),
+    # Not Node Sidequest's: its default serves the rows a Node process inserts without it.
+    Column("priority", Integer, nullable=False, server_default=text("0")),
     Index(
         UNIQUE_DIGEST_INDEX,
         "unique_digest",
@@ -223,19 +225,21 @@ jobs = Table(
         postgresql_where=text("unique_digest IS NOT NULL"),
         sqlite_where=text("unique_digest IS NOT NULL"),
     ),
-    # Serves the claim: its cost stays flat however many finished jobs are kept.
-    Index(
-        CLAIM_INDEX,
-        "queue",
-        "inserted_at",
-        "id",
-        postgresql_where=text("state = 'waiting'"),
-        sqlite_where=text("state = 'waiting'"),
-    ),
     # Serves the counts per queue and state, read in this order from the index
     # alone. Not (state, queue): without statistics SQLite would take it for
     # every filter on a state, finished jobs included, over reading in id order.
     Index(QUEUE_STATE_INDEX, "queue", "state"),
+)
+
+# Serves the claim, in its order: its cost stays flat however many finished jobs are kept.
+Index(
+    CLAIM_INDEX,
+    jobs.c.queue,
+    jobs.c.priority.desc(),
+    jobs.c.inserted_at,
+    jobs.c.id,
+    postgresql_where=text("state = 'waiting'"),
+    sqlite_where=text("state = 'waiting'"),
 )
 
 # The columns whose first non-null value is the time a job counts at in the

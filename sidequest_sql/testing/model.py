@@ -339,7 +339,7 @@ class ModelBackend:
             for job in self._jobs.values()
             if job.queue == queue and job.state == "waiting" and job.available_at <= now
         ]
-        claimable.sort(key=lambda job: (job.inserted_at, job.id))
+        claimable.sort(key=lambda job: (-job.priority, job.inserted_at, job.id))
         claimed = []
         for job in claimable[:quantity]:
             self._jobs[job.id] = replace(
@@ -524,6 +524,7 @@ class ModelBackend:
             "uniqueness_config": job.uniqueness_config,
             "retry_delay": job.retry_delay,
             "backoff_strategy": job.backoff_strategy,
+            "priority": job.priority,
         }
         check_changes(JOB_FIELDS, row, "job")
         return {name: _stored(name, value) for name, value in row.items()}

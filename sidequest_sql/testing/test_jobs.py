@@ -277,6 +277,7 @@ class TestUpdateJob:
             "uniqueness_config": {"type": "fixed-window"},
             "retry_delay": 12,
             "backoff_strategy": "fixed",
+            "priority": -3,
         }
         assert set(changes) == {f.name for f in dataclasses.fields(JobData)} - {"id"}
         updated = backend.update_job(job.id, **changes)

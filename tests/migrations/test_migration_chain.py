@@ -8,13 +8,25 @@ import pytest
 import sqlalchemy as sa
 
 from sidequest_sql import DuplicatedJobError, NewJobData
-from sidequest_sql.migrations import script_directory
+from sidequest_sql.migrations import revisions, script_directory
 from sidequest_sql.schema import CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX, VERSION_TABLE, jobs, queues
 
 from migration_database import Database
 
-REVISIONS = ["0001", "0002", "0003", "0004"]
+REVISIONS = revisions()
 TABLES = {queues.name, jobs.name}
+
+
+def roll_back_through(store: object, revision: str) -> list[str]:
+    """Roll back every revision down to ``revision`` included; the ones rolled back, newest first."""
+    done = [store.rollback_migration() for _ in REVISIONS[REVISIONS.index(revision) :]]  # type: ignore[attr-defined]
+    assert done == REVISIONS[REVISIONS.index(revision) :][::-1]
+    return done
+
+
+def test_the_revisions_are_numbered_in_order() -> None:
+    assert REVISIONS == [f"{n:04d}" for n in range(1, len(REVISIONS) + 1)]
+
 
 
 def version_rows(db: Database) -> list[str]:
@@ -55,13 +67,15 @@ def test_the_comparison_sees_a_missing_revision(database: Database) -> None:
     # Guards the test above against an autogenerate comparison that sees nothing.
     store = database.backend()
     store.migrate()
-    assert store.rollback_migration() == "0004"
-    assert store.rollback_migration() == "0003"
+    roll_back_through(store, "0003")
 
     differences = database.schema_differences()
 
-    missing = [CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX]
-    assert sorted((d[0], d[1].name) for d in differences) == [("add_index", name) for name in missing]
+    indexes = sorted({d[1].name for d in differences if d[0] == "add_index"})
+    columns = [d[3].name for d in differences if d[0] == "add_column"]
+    assert indexes == sorted([CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX])
+    assert columns == ["priority"]
+    assert {d[0] for d in differences} == {"add_index", "add_column"}, differences
 
 
 def test_migrate_twice_applies_nothing_the_second_time(database: Database) -> None:
@@ -110,10 +124,11 @@ def test_a_job_written_at_head_survives_rolling_back_the_claim_index(database: D
         NewJobData("mail", "send.js", "Send", args=[1, {"to": "a@b"}], retry_delay=5, backoff_strategy="fixed")
     )
 
-    assert store.rollback_migration() == "0004"
-    assert store.rollback_migration() == "0003"
-    assert store.get_job(job.id) == job
-    assert store.migrate() == ["0003", "0004"]
+    roll_back_through(store, "0003")
+    with database.engine.connect() as conn:
+        row = conn.execute(sa.text(f"SELECT id, queue, class, retry_delay FROM {jobs.name}")).one()
+    assert tuple(row) == (job.id, "mail", "Send", 5)
+    assert store.migrate() == REVISIONS[REVISIONS.index("0003") :]
 
     assert store.get_job(job.id) == job
     (claimed,) = store.claim_pending_job("mail")
@@ -130,16 +145,14 @@ def test_rows_survive_rolling_back_the_backoff_columns(database: Database) -> No
         NewJobData("mail", "send.js", "Send", args=["x"], unique_digest="d1", retry_delay=5, backoff_strategy="fixed")
     )
 
-    assert store.rollback_migration() == "0004"
-    assert store.rollback_migration() == "0003"
-    assert store.rollback_migration() == "0002"
+    roll_back_through(store, "0002")
     with database.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns(jobs.name)}
         row = conn.execute(sa.text(f"SELECT id, queue, class, unique_digest FROM {jobs.name}")).one()
     assert {"retry_delay", "backoff_strategy"}.isdisjoint(columns)
     assert tuple(row) == (job.id, "mail", "Send", "d1")
 
-    assert store.migrate() == ["0002", "0003", "0004"]
+    assert store.migrate() == REVISIONS[REVISIONS.index("0002") :]
 
     # The dropped columns come back with their defaults; everything else is as it was.
     assert store.get_job(job.id) == dataclasses.replace(job, retry_delay=None, backoff_strategy="exponential")

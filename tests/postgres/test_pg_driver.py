@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from sidequest_sql import create_backend
 from sidequest_sql.dialects.postgres import PostgresBackend
+from sidequest_sql.migrations import revisions
 
 pytestmark = pytest.mark.postgres
 
@@ -30,7 +31,7 @@ def test_every_postgres_scheme_uses_psycopg_3(
         assert backend.engine.dialect.driver == "psycopg"
         assert backend.engine.url.drivername == "postgresql+psycopg"
 
-        assert backend.migrate() == ["0001", "0002", "0003", "0004"]
+        assert backend.migrate() == revisions()
         assert backend.create_new_queue("default").name == "default"
         with backend.engine.connect() as conn:
             assert isinstance(conn.connection.dbapi_connection, psycopg.Connection)
