@@ -191,7 +191,9 @@ def _sync_connection(connection: Any) -> Any:
 
     if isinstance(connection, AsyncConnection):
         if connection.sync_connection is None:
-            raise ValueError("connection is not started; use `async with engine.connect() as connection`")
+            raise ValueError(
+                "connection is closed or not started; pass an open one (`async with engine.connect() as connection`)"
+            )
         return connection.sync_connection
     if isinstance(connection, Connection):
         raise TypeError(

@@ -26,7 +26,7 @@ from sidequest_sql.aio_operations import AsyncOperations
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from sidequest_sql.aio import AsyncSQLBackend
     from sidequest_sql.base import SQLBackend
@@ -55,11 +55,16 @@ class BackendFactory:
         """The ``SQLBackend`` subclass that serves ``backend`` (one this factory made)."""
         return backend.backend.backend_class if isinstance(backend, BlockingBackend) else type(backend)
 
-    def begin(self, backend: Any) -> CallerTransaction:
-        """A caller's transaction on ``backend``'s own engine, to pass as ``connection=``."""
+    def begin(self, backend: Any, *, own_engine: bool = False) -> CallerTransaction:
+        """A caller's transaction on ``backend``'s engine, to pass as ``connection=``; with
+        ``own_engine``, on an engine of the caller's own for the same URL, as an application's."""
         if isinstance(backend, BlockingBackend):
-            return backend.begin()
-        return SyncTransaction(backend.engine)
+            return backend.begin(own_engine=own_engine)
+        if not own_engine:
+            return SyncTransaction(backend.engine)
+        from sqlalchemy import create_engine
+
+        return SyncTransaction(create_engine(backend.url), owned=True)
 
 
 class CallerTransaction:
@@ -75,21 +80,24 @@ class CallerTransaction:
 
 
 class SyncTransaction(CallerTransaction):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, owned: bool = False) -> None:
+        self._engine = engine if owned else None
         self.connection: Connection = engine.connect()
         self._transaction = self.connection.begin()
 
     def commit(self) -> None:
-        try:
-            self._transaction.commit()
-        finally:
-            self.connection.close()
+        self._end(self._transaction.commit)
 
     def rollback(self) -> None:
+        self._end(self._transaction.rollback)
+
+    def _end(self, end: Callable[[], None]) -> None:
         try:
-            self._transaction.rollback()
+            end()
         finally:
             self.connection.close()
+            if self._engine is not None:
+                self._engine.dispose()
 
 
 class BlockingBackend:
@@ -145,8 +153,8 @@ class BlockingBackend:
         finally:
             self._stop()
 
-    def begin(self) -> AsyncTransaction:
-        return AsyncTransaction(self)
+    def begin(self, *, own_engine: bool = False) -> AsyncTransaction:
+        return AsyncTransaction(self, own_engine=own_engine)
 
     def _stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -155,28 +163,34 @@ class BlockingBackend:
 
 
 class AsyncTransaction(CallerTransaction):
-    def __init__(self, blocking: BlockingBackend) -> None:
+    def __init__(self, blocking: BlockingBackend, *, own_engine: bool = False) -> None:
         self._blocking = blocking
-        self.connection: AsyncConnection = blocking.run(_started(blocking.backend))
+        self._engine: AsyncEngine | None = None
+        engine = blocking.backend.engine
+        if own_engine:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            engine = self._engine = create_async_engine(blocking.backend.url)
+        self.connection: AsyncConnection = blocking.run(_started(engine))
 
     def commit(self) -> None:
-        self._blocking.run(_end(self.connection, commit=True))
+        self._blocking.run(_end(self.connection, self._engine, commit=True))
 
     def rollback(self) -> None:
-        self._blocking.run(_end(self.connection, commit=False))
+        self._blocking.run(_end(self.connection, self._engine, commit=False))
 
 
 async def _made(make: Callable[[], AsyncSQLBackend]) -> AsyncSQLBackend:
     return make()
 
 
-async def _started(backend: AsyncSQLBackend) -> AsyncConnection:
-    connection = await backend.engine.connect()
+async def _started(engine: AsyncEngine) -> AsyncConnection:
+    connection = await engine.connect()
     await connection.begin()
     return connection
 
 
-async def _end(connection: AsyncConnection, *, commit: bool) -> None:
+async def _end(connection: AsyncConnection, engine: AsyncEngine | None, *, commit: bool) -> None:
     try:
         if commit:
             await connection.commit()
@@ -184,3 +198,5 @@ async def _end(connection: AsyncConnection, *, commit: bool) -> None:
             await connection.rollback()
     finally:
         await connection.close()
+        if engine is not None:
+            await engine.dispose()

@@ -193,6 +193,11 @@ class ModelTransaction:
         self.queues = dict(model._queues)
         self.open = True
 
+    @property
+    def connection(self) -> ModelTransaction:
+        """What operations take as ``connection=``: the transaction itself."""
+        return self
+
     def commit(self) -> None:
         self._end()
         self.model._jobs, self.model._queues = self.jobs, self.queues

@@ -182,3 +182,19 @@ def test_the_base_runs_a_retryable_transaction_again() -> None:
         store.execution.write(work)
     assert len(attempts) == 5  # bounded
     store.close()
+
+
+def test_a_retryable_error_in_a_callers_transaction_is_not_run_again() -> None:
+    store = _Deadlocking("sqlite://")
+    store.migrate()
+    attempts = []
+
+    def work(conn: object) -> str:
+        attempts.append(1)
+        raise OperationalError("UPDATE …", {}, Exception("deadlock"))
+
+    with store.engine.connect() as conn, conn.begin():
+        with pytest.raises(OperationalError):
+            store.execution.write(work, connection=conn)
+    assert len(attempts) == 1  # the transaction is the caller's to run again
+    store.close()
