@@ -83,7 +83,7 @@ def same_sql(backend: SQLBackend, statements: OurStatements, queue: str, batch: 
     from .clients import OurClient
 
     client = OurClient(backend)
-    event.listen(backend._root_engine, "before_cursor_execute", record)
+    event.listen(backend.execution.root_engine, "before_cursor_execute", record)
     try:
         client.enqueue(queue, 0)
         ids = client.claim(queue, 1)
@@ -95,7 +95,7 @@ def same_sql(backend: SQLBackend, statements: OurStatements, queue: str, batch: 
             client.enqueue_batch(queue, 1, batch)
             batch_sent = seen[batch_start:]
     finally:
-        event.remove(backend._root_engine, "before_cursor_execute", record)
+        event.remove(backend.execution.root_engine, "before_cursor_execute", record)
         fill.delete_queue(backend, queue)
     claim = statements.claim.sql if statements.claim is not None else statements.candidates.sql
     same = {
