@@ -228,8 +228,8 @@ class ModelBackend:
 
     Ids are handed out in increasing order and never reused, as a database
     sequence does; ``truncate()`` empties the tables but does not restart them.
-    JSON may nest ``max_json_depth`` deep: give it the backend's, whose
-    ``max_json_depth`` is that database's.
+    JSON may nest ``max_json_depth`` deep; beside a backend, give it that
+    backend's own.
     """
 
     supports_schemas = False

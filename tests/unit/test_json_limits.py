@@ -19,7 +19,7 @@ LARGEST = int(sys.float_info.max)
 # Frames a caller's own stack may already hold while a document as deep as the
 # library's bound is written and read (measured: some 480 on Python 3.11, from
 # a script; pytest's own frames take a few dozen of them).
-CALLERS_FRAMES = 400
+CALLERS_FRAMES = 300
 
 
 def test_each_dialect_declares_the_depth_its_database_takes() -> None:
