@@ -103,6 +103,11 @@ def knex_migrations(engine: sa.Engine, schema: str) -> list[tuple[str, int]]:
         return [(name, batch) for name, batch in rows]
 
 
+def relations_of(engine: sa.Engine, schema: str) -> dict[str, int]:
+    with engine.connect() as conn:
+        return relations(conn, schema)
+
+
 def roll_back_the_bookkeeping(backend: SQLBackend, engine: sa.Engine, schema: str) -> list[str]:
     """Roll back revisions until the one that keeps knex's bookkeeping is undone; those rolled back."""
     undone = []
@@ -111,11 +116,6 @@ def roll_back_the_bookkeeping(backend: SQLBackend, engine: sa.Engine, schema: st
         assert revision is not None
         undone.append(revision)
     return undone
-
-
-def relations_of(engine: sa.Engine, schema: str) -> dict[str, int]:
-    with engine.connect() as conn:
-        return relations(conn, schema)
 
 
 # -- column for column ------------------------------------------------------------------
