@@ -149,7 +149,7 @@ class SQLBackend(DialectHooks):
         connection: Connection | None = None,
     ) -> QueueConfig:
         values = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
-        check_changes(QUEUE_FIELDS, values, "queue")
+        check_changes(QUEUE_FIELDS, values, "queue", max_json_depth=self.max_json_depth)
         execution = self.execution
         [row] = execution.write(
             lambda conn: execution.insert_rows(conn, queues, [values]),
@@ -183,7 +183,7 @@ class SQLBackend(DialectHooks):
 
     def update_queue(self, queue_id: int, *, connection: Connection | None = None, **changes: Any) -> QueueConfig:
         check_bigint(queue_id, "queue_id")
-        check_changes(QUEUE_FIELDS, changes, "queue")
+        check_changes(QUEUE_FIELDS, changes, "queue", max_json_depth=self.max_json_depth)
         execution = self.execution
         rows = execution.write(
             lambda conn: execution.update_by_ids(conn, queues, [queue_id], changes),
@@ -203,7 +203,7 @@ class SQLBackend(DialectHooks):
         return job_from_row(rows[0]) if rows else None
 
     def create_new_job(self, job: NewJobData, *, connection: Connection | None = None) -> JobData:
-        values = new_job_values(job, self._now(), "job")
+        values = new_job_values(job, self._now(), "job", max_json_depth=self.max_json_depth)
         digest = values["unique_digest"]
         key, build = insert_one(jobs, values)
         execution = self.execution
@@ -224,7 +224,8 @@ class SQLBackend(DialectHooks):
         if isinstance(new_jobs, (str, bytes, NewJobData)) or not isinstance(new_jobs, Iterable):
             raise TypeError("jobs must be an iterable of NewJobData")
         now = self._now()
-        rows = [new_job_values(job, now, f"jobs[{i}]") for i, job in enumerate(new_jobs)]
+        depth = self.max_json_depth
+        rows = [new_job_values(job, now, f"jobs[{i}]", max_json_depth=depth) for i, job in enumerate(new_jobs)]
         if not rows:
             return []
         seen: set[str] = set()
@@ -278,7 +279,7 @@ class SQLBackend(DialectHooks):
     def update_job(self, job_id: int, *, connection: Connection | None = None, **changes: Any) -> JobData:
         """Set exactly the given fields (None nullifies) and return the job."""
         check_bigint(job_id, "job_id")
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=self.max_json_depth)
         execution = self.execution
         if not changes:
             rows = execution.read(
@@ -388,7 +389,7 @@ class SQLBackend(DialectHooks):
             self._text_filter(jobs.c.state, state, "state"),
         ]
         if args is not None:
-            jsonvalues.check_json(args, "args")
+            jsonvalues.check_json(args, "args", self.max_json_depth)
             conditions.append(self.json_equals(jobs.c.args, args))
         if since is not None:
             check_time(since, "since")
