@@ -325,7 +325,7 @@ class SQLBackend(DialectHooks):
         """
         check_bigint(job_id, "job_id")
         expected = check_expected(expect_state, expect_claimed_by, expect_attempt)
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=self.max_json_depth)
         execution = self.execution
         where = {"id_1": job_id, **expected_values(expected)}
         if not changes:

@@ -401,7 +401,7 @@ class ModelBackend:
     ) -> JobData | None:
         check_bigint(job_id, "job_id")
         expected = check_expected(expect_state, expect_claimed_by, expect_attempt)
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=self.max_json_depth)
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFoundError(f"no job has id {job_id}")
