@@ -75,6 +75,32 @@ def test_release_refuses_jobs_that_cannot_be_stale(state: str) -> None:
         transitions.release(job(state), NOW)
 
 
+def test_as_read_expects_the_state_and_the_fields_named() -> None:
+    read = job("running", claimed_by="w1")
+    assert transitions.as_read(read) == {"expect_state": "running"}
+    assert transitions.as_read(read, "claimed_by", "attempt") == {
+        "expect_state": "running", "expect_claimed_by": "w1", "expect_attempt": 1,
+    }  # fmt: skip
+
+
+def test_a_job_that_changed_is_one_sentence_naming_what_changed() -> None:
+    read = job("running", claimed_by="w1")
+    [message] = transitions.changed_under([(read, job("completed", claimed_by="w1"))], "released").args
+    assert message == (
+        "job 7 changed while it was being released: it is now completed (it was running), so it was left as it is"
+    )
+    [message] = transitions.changed_under([(read, job("running", attempt=2, claimed_by=None))], "released").args
+    assert message.endswith(
+        "it is now running, at attempt 2, claimed by nobody (it was running, at attempt 1, claimed by w1), "
+        "so it was left as it is"
+    )
+    [message] = transitions.changed_under([(read, None), (job("claimed", id=8), job("waiting", id=8))], "released").args
+    assert message == (
+        "2 jobs changed while they were being released, so they were left as they are: "
+        "job 7 was deleted; job 8 is now waiting (it was claimed)"
+    )
+
+
 def test_retry_delay_follows_the_backoff_strategy() -> None:
     assert transitions.retry_delay_ms(1, None, "exponential") == 1000
     assert transitions.retry_delay_ms(4, 500, "exponential") == 4000
