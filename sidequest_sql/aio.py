@@ -116,6 +116,16 @@ class AsyncSQLBackend(AsyncOperations):
         """What ``claimed_by`` records; read at claim time so it stays right after a fork."""
         return self._backend.worker_name
 
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between two looks at the store by ``wait_for_jobs`` where no
+        notification can wake it (``hooks.DialectHooks.poll_interval``); settable."""
+        return self._backend.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        self._backend.poll_interval = seconds
+
     def __repr__(self) -> str:
         return repr(self._backend).replace(type(self._backend).__name__, f"Async{type(self._backend).__name__}", 1)
 

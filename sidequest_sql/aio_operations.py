@@ -200,6 +200,26 @@ class AsyncOperations:
             connection=connection,
         )
 
+    async def wait_for_jobs(
+        self,
+        queues: list[str],
+        timeout: float,
+        *,
+        connection: AsyncConnection | None = None,
+    ) -> list[str]:
+        """Sleep until a job of one of ``queues`` may be claimable, for at most ``timeout`` seconds.
+
+        Returns the queues, of those given and in their order, in which a job
+        was claimable when the wait last looked (another worker may claim it
+        first); ``[]`` when time ran out. It returns at once if a job is
+        claimable as it starts; else it wakes for a job enqueued or made
+        waiting by any process (LISTEN/NOTIFY on Postgres, every
+        ``poll_interval`` seconds elsewhere) and when the earliest waiting
+        job of those queues comes due. ``connection=`` makes its looks at the
+        store in that transaction. See ``wakeups``.
+        """
+        return await self._run("wait_for_jobs", queues, timeout, connection=connection)
+
     async def count_jobs(
         self,
         *,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, Select, Update, and_, bindparam, delete, false, func, or_, select, update
 from sqlalchemy.engine import URL, make_url
 
-from . import jsonvalues, migrations
+from . import jsonvalues, migrations, wakeups
 from .claim_guard import entering_claim
 from .errors import DuplicatedJobError, JobNotFoundError, QueueNotFoundError
 from .execution import Execution
@@ -407,6 +407,20 @@ class SQLBackend(DialectHooks):
         return self.execution.read(
             lambda conn: [job_from_row(row) for row in conn.execute(stmt)], one_statement=True, connection=connection
         )
+
+    def wait_for_jobs(self, queues: list[str], timeout: float, *, connection: Connection | None = None) -> list[str]:
+        """Sleep until a job of one of ``queues`` may be claimable, for at most ``timeout`` seconds.
+
+        Returns the queues, of those given and in their order, in which a job
+        was claimable when the wait last looked (another worker may claim it
+        first); ``[]`` when time ran out. It returns at once if a job is
+        claimable as it starts; else it wakes for a job enqueued or made
+        waiting by any process (LISTEN/NOTIFY on Postgres, every
+        ``poll_interval`` seconds elsewhere) and when the earliest waiting
+        job of those queues comes due. ``connection=`` makes its looks at the
+        store in that transaction. See ``wakeups``.
+        """
+        return wakeups.wait_for_jobs(self, queues, timeout, connection)
 
     # -- statistics -------------------------------------------------------------------
 

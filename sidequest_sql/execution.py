@@ -42,6 +42,7 @@ from .errors import ConnectionLostError, DuplicatedJobError, DuplicatedQueueErro
 from .idle import IdleConnections
 from .schema import QUEUE_NAME_CONSTRAINT, UNIQUE_DIGEST_INDEX
 from .statements import binds, ids_bind, insert_one, update_one
+from .wakeups import Wakeups
 
 if TYPE_CHECKING:
     from sqlalchemy import Table, Update
@@ -109,9 +110,12 @@ class Execution:
         # Where one-statement operations run on bare connections (``_alone``), kept between them.
         self.idle = IdleConnections(self.autocommit or self.engine, hooks.connection_alive)
         self._statements: dict[Hashable, Any] = {}
+        # The waits of wait_for_jobs, and the connection they listen on, once one waits.
+        self.wakeups = Wakeups(self, hooks.job_notifier(), schema=schema)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Stop listening for jobs and close every pooled connection."""
+        self.wakeups.close()
         self.idle.clear()
         self.root_engine.dispose()
 

@@ -8,6 +8,7 @@ nest is each dialect's own (``max_json_depth``, which the checks are given).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -215,3 +216,28 @@ def check_like_pattern(pattern: Any, name: str) -> None:
     trailing = len(pattern) - len(pattern.rstrip("\\"))
     if trailing % 2:
         raise ValueError(f"{name} ends with a lone backslash; write '\\\\' for a literal one")
+
+
+def check_queue_names(queues: Any, name: str = "queues") -> list[str]:
+    """A non-empty list (or tuple) of queue names, without repeats, in the order given."""
+    if not isinstance(queues, (list, tuple)):
+        raise TypeError(f"{name} must be a list of queue names, not {type(queues).__name__}")
+    if not queues:
+        raise ValueError(f"{name} must name at least one queue")
+    for i, queue in enumerate(queues):
+        check_text(queue, f"{name}[{i}]")
+    return list(dict.fromkeys(queues))
+
+
+def check_seconds(value: Any, name: str, *, positive: bool = False) -> float:
+    """A finite number of seconds, at least 0 (more than 0 if ``positive``), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds (an int or a float), not {type(value).__name__}")
+    wanted = f"{name} must be a finite number of seconds, {'more than 0' if positive else '0 or more'}"
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(f"{wanted}; got an int beyond a float's range") from None
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+        raise ValueError(f"{wanted}; got {seconds!r}")
+    return seconds

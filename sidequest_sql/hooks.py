@@ -7,6 +7,12 @@ checked without a server; the execution layer (``execution``) alone runs
 statements. The same hooks serve the sync backend and the async one
 (``aio``): the async one runs the very same code over the dialect's asyncio
 driver, which ``async_engine_url`` names.
+
+One hook is a mechanism rather than a statement: ``job_notifier`` says how
+the database tells a backend waiting in ``wait_for_jobs`` that jobs may be
+claimable (Postgres: LISTEN/NOTIFY). Its ``JobNotifier`` works on the one
+connection the backend listens on (``listener``); without one, waits poll
+every ``poll_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, Update, literal, update
+from sqlalchemy import ColumnElement, Executable, Select, Update, literal, update
 
 from .errors import UnsupportedDatabaseError
 from .schema import jobs
@@ -33,6 +39,49 @@ ASYNC_DRIVERS: Mapping[str, str] = {
     "pymysql": "aiomysql",
 }
 """The asyncio driver SQLAlchemy has for each sync driver the dialects use."""
+
+
+class JobNotifier:
+    """How a database tells a waiting backend that jobs of a queue may be claimable.
+
+    A dialect that has such a mechanism returns one from
+    ``DialectHooks.job_notifier``. The backend then keeps one connection of
+    its own for it (``listener``): a driver connection made like the pool's
+    but outside it, used by nothing else, and ``listen``, ``probe`` and
+    ``receive`` below are all that is done with it. The database must send a
+    notification whose payload is the queue's name whenever, and only after,
+    a transaction commits that inserts a waiting job or makes one waiting
+    (Postgres: a trigger that NOTIFYs, shipped as a migration).
+
+    ``connection`` is the driver's connection as SQLAlchemy's pool hands it
+    out; under the async backend that is SQLAlchemy's adapted connection,
+    whose ``driver_connection`` is the asyncio driver's own
+    (``connections.driver_connection``), and the calls run in a greenlet, where
+    ``sqlalchemy.util.await_only`` awaits the driver's coroutines.
+    """
+
+    def listen(self, connection: Any, schema: str | None) -> str:
+        """Start receiving, on ``connection``, the notifications for the jobs
+        table in ``schema`` (None: the one the connection's search path finds);
+        return the channel they arrive on."""
+        raise NotImplementedError
+
+    def probe(self, channel: str, payload: str) -> Executable:
+        """A statement that sends ``payload`` on ``channel`` when its
+        transaction commits; the backend runs it on a pooled connection, to
+        learn whether what others send reaches the listening connection."""
+        raise NotImplementedError
+
+    def receive(self, connection: Any, timeout: float) -> list[tuple[str, str]]:
+        """The notifications that arrived on ``connection`` as ``(channel,
+        payload)``, waiting up to ``timeout`` seconds for the first; empty when
+        none came. Raises the driver's error when the connection is lost."""
+        raise NotImplementedError
+
+    def unlisten(self, connection: Any) -> None:
+        """Stop listening on ``connection``, which is closed next, where closing it
+        would not: where probes did not come back (behind a pooler, the listening
+        may live on in a server connection the client no longer holds)."""
 
 
 class DialectHooks:
@@ -109,6 +158,17 @@ class DialectHooks:
     None: SQLAlchemy's ``insertmanyvalues``, or one INSERT per row.
     """
 
+    poll_interval: float = 0.5
+    """Seconds between two looks at the store by a backend waiting in
+    ``wait_for_jobs`` while no notification can wake it: always where the
+    dialect has no ``job_notifier``; otherwise while its listening connection
+    is being made, is lost, or hears nothing (PgBouncer's transaction
+    pooling). A dialect's default; set it on a backend to change it for that
+    backend (``backend.poll_interval = 0.1``). A wait never polls more often
+    than this, and a job whose ``available_at`` is ahead wakes it at that
+    moment whatever the interval.
+    """
+
     errors_abort_transactions: ClassVar[bool] = False
     """Whether a statement that fails (a unique key violated, say) leaves the
     whole transaction unusable until it is rolled back, as on Postgres.
@@ -175,6 +235,12 @@ class DialectHooks:
         ``driver_connection`` is the driver's own (``connections.driver_connection``).
         """
         return True
+
+    def job_notifier(self) -> JobNotifier | None:
+        """How the database wakes a backend waiting for jobs, or None: waits
+        then poll every ``poll_interval`` seconds. Called once, as the backend
+        is made; see ``JobNotifier``."""
+        return None
 
     # -- statements ------------------------------------------------------------------
 

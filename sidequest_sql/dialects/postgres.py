@@ -26,9 +26,16 @@
   limit is the nearer bound, not jsonb's). Deeper ones that a Node process
   wrote are read back up to some 980 levels, less the caller's stack;
   beyond that reading the job raises ``RecursionError``.
+- ``wait_for_jobs`` wakes through LISTEN/NOTIFY (``pg_notify``): triggers
+  on the jobs table (revision 0007) notify when a waiting job is committed,
+  whoever wrote it, and all the waits of a backend share one listening
+  connection of their own, outside the pool.
 - Behind PgBouncer in transaction pooling mode, pass
   ``connect_args={"prepare_threshold": None}``: psycopg otherwise prepares
-  statements that another server connection does not know.
+  statements that another server connection does not know. Notifications
+  cannot arrive there (LISTEN needs a session): the backend finds that out
+  as it starts listening, says so in one warning, and ``wait_for_jobs``
+  polls every ``poll_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ from sqlalchemy.ext.compiler import compiles
 from ..base import SQLBackend
 from ..batches import Encoded, UnnestInsert
 from ..connections import driver_connection, socket_readable
+from ..hooks import JobNotifier
 from ..schema import Timestamp
 from ..times import TimeUnit
+from .pg_notify import PostgresNotifier
 
 _DATE_TRUNC_FIELDS = {"m": "minute", "h": "hour", "d": "day"}
 
@@ -119,6 +128,9 @@ class PostgresBackend(SQLBackend):
         if pgconn.status != ConnStatus.OK:
             return False
         return not socket_readable(pgconn.socket)
+
+    def job_notifier(self) -> JobNotifier | None:
+        return PostgresNotifier()
 
     def time_bucket(self, moment: ColumnElement[datetime], unit: TimeUnit) -> ColumnElement[datetime]:
         # The UTC wall time (t AT TIME ZONE 'UTC'), whatever the session's

@@ -105,8 +105,9 @@ class BlockingBackend:
 
     Every operation of the async backend is here as a plain method taking the
     same arguments; attributes (``clock``, ``worker_name``, ``url``) are the
-    async backend's, and ``engine`` is its async engine's ``sync_engine``
-    (for event listeners and pool statistics, not for connecting).
+    async backend's, ``poll_interval`` is set on it too, and ``engine`` is its
+    async engine's ``sync_engine`` (for event listeners and pool statistics,
+    not for connecting).
     """
 
     def __init__(self, make: Callable[[], AsyncSQLBackend]) -> None:
@@ -135,6 +136,14 @@ class BlockingBackend:
     @property
     def engine(self) -> Engine:
         return self.backend.engine.sync_engine
+
+    @property
+    def poll_interval(self) -> float:
+        return self.backend.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        self.backend.poll_interval = seconds
 
     def __repr__(self) -> str:
         return f"<BlockingBackend {self.backend!r}>" if "backend" in vars(self) else "<BlockingBackend>"

@@ -39,7 +39,9 @@ from sidequest_sql.fields import (
     check_changes,
     check_expected,
     check_int,
+    check_queue_names,
     check_queue_order,
+    check_seconds,
     check_text,
     check_time,
     check_time_range,
@@ -408,6 +410,19 @@ class ModelBackend:
         if any(getattr(job, name) != value for name, value in expected.items()):
             return None
         return self.update_job(job_id, **changes)
+
+    @_joining
+    def wait_for_jobs(self, queues: list[str], timeout: float, *, connection: Any = None) -> list[str]:
+        """The queues holding a job claimable now, in the order given; else ``[]``, at once.
+
+        Nothing else writes to a model while it waits, so a wait could only
+        end the way a backend's ends when nothing comes: empty.
+        """
+        names = check_queue_names(queues)
+        check_seconds(timeout, "timeout")
+        now = self._now()
+        claimable = {job.queue for job in self._jobs.values() if job.state == "waiting" and job.available_at <= now}
+        return [name for name in names if name in claimable]
 
     @_joining
     def list_jobs(

@@ -374,6 +374,14 @@ filter_values = st.one_of(
     st.just(Fresh(lambda: (name for name in ["default"]))),
 )
 
+queue_lists = st.one_of(
+    with_wrong_types("default", ["default", "other", "default"]),
+    st.lists(text_values, max_size=3),
+    st.lists(text_values, max_size=3).map(tuple),
+    st.just(Fresh(lambda: (name for name in ["default"]))),
+)
+second_values = st.one_of(with_wrong_types(*NUMBERS, 0.001, -0.5, 1e308, 10**400), st.floats())
+
 
 def queue_arguments() -> list[Argument]:
     found = [
@@ -469,6 +477,9 @@ def reading_arguments() -> list[Argument]:
         Argument("delete_finished_jobs", "cutoff", time_values, lambda s, r, v: s.delete_finished_jobs(v)),
         Argument("delete_finished_jobs", "limit", int_values,
                  lambda s, r, v: s.delete_finished_jobs(START + timedelta(days=2), limit=v)),
+        # A timeout of 0 looks once; any valid timeout returns at once too, "default" holding a claimable job.
+        Argument("wait_for_jobs", "queues", queue_lists, lambda s, r, v: s.wait_for_jobs(v, 0)),
+        Argument("wait_for_jobs", "timeout", second_values, lambda s, r, v: s.wait_for_jobs(["default"], v)),
     ]
     return found
 

@@ -17,6 +17,7 @@ fixture of ``plugin``).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -224,6 +225,9 @@ stale_thresholds = st.sampled_from([600_000, 60_000, 1_000, 0, -1, 30 * 86_400_0
 )
 missing_ids = st.integers(-3, 0) | st.sampled_from([2**31 - 1, 2**31, 2**63 - 1])
 """Ids no job or queue has, on any database."""
+wait_queue_lists = st.lists(st.sampled_from(QUEUES), max_size=4) | st.sampled_from(["default", ("mail",), [None]])
+wait_timeouts = st.sampled_from([0, 0.0, -1, math.nan, math.inf, "0", True])
+"""``wait_for_jobs``'s arguments: any that return at once (a timeout of 0), and bad ones."""
 
 
 # -- comparing ----------------------------------------------------------------------
@@ -689,6 +693,18 @@ class SidequestStateMachine(RuleBasedStateMachine):
     @reads
     def stale_jobs(self, max_stale_ms: int, max_claimed_ms: int) -> None:
         self.compare_stale(max_stale_ms, max_claimed_ms)
+
+    @rule(names=wait_queue_lists, timeout=wait_timeouts)
+    @reads
+    def wait_for_jobs(self, names: Any, timeout: Any) -> None:
+        what = f"wait_for_jobs({names!r}, {timeout!r})"
+        try:
+            actual, expected = self.both(
+                what, lambda b: b.wait_for_jobs(names, timeout), lambda m: m.wait_for_jobs(names, timeout)
+            )
+        except Raised:
+            return
+        assert actual == expected, f"{what}: backend {actual}, model {expected}"
 
     def compare_lists(self, filters: dict[str, Any]) -> None:
         what = f"list_jobs(**{filters!r})"
