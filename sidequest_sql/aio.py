@@ -19,6 +19,10 @@ Cancelling a task (``task.cancel()``, ``asyncio.timeout``) inside an
 operation interrupts it where it awaits; a write may then have been applied
 or not, as after a ``ConnectionLostError``. A claim is the exception: it
 never leaves jobs claimed that its caller did not receive (``claim_guard``).
+
+``wait_for_jobs`` is the sync wait too: where it sleeps it awaits on the
+loop (``waits.LoopWaits``), and the backend's listening connection, if its
+dialect has one, is read by a task of that loop (``listener``).
 """
 
 from __future__ import annotations

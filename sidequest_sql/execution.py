@@ -16,6 +16,8 @@ decides how:
 - With a caller's ``connection=``, the work runs inside that connection's
   current transaction instead: nothing is begun, committed, rolled back or
   retried here, and the connection must reach this backend's database.
+- The waits of ``wait_for_jobs`` and the one connection they listen on
+  (``wakeups``) live here too, and ``close()`` ends that listening.
 
 The async backend (``aio``) runs this same code over an asyncio driver:
 SQLAlchemy's asyncio engine is a sync engine whose driver calls, made from a

@@ -239,5 +239,5 @@ def check_seconds(value: Any, name: str, *, positive: bool = False) -> float:
     except OverflowError:
         raise ValueError(f"{wanted}; got an int beyond a float's range") from None
     if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
-        raise ValueError(f"{wanted}; got {seconds!r}")
+        raise ValueError(f"{wanted}; got {value!r}")
     return seconds

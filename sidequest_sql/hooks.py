@@ -164,9 +164,11 @@ class DialectHooks:
     dialect has no ``job_notifier``; otherwise while its listening connection
     is being made, is lost, or hears nothing (PgBouncer's transaction
     pooling). A dialect's default; set it on a backend to change it for that
-    backend (``backend.poll_interval = 0.1``). A wait never polls more often
-    than this, and a job whose ``available_at`` is ahead wakes it at that
-    moment whatever the interval.
+    backend (``backend.poll_interval = 0.1``). Each sleep of a polling wait
+    is this and up to a quarter more, at random, so that waits started
+    together do not look in step; it never polls more often than this. A job
+    whose ``available_at`` is ahead wakes it at that moment whatever the
+    interval.
     """
 
     errors_abort_transactions: ClassVar[bool] = False

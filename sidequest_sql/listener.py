@@ -40,7 +40,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .connections import describe
+from sqlalchemy.exc import DBAPIError
+
+from .connections import describe, driver_message
 
 if TYPE_CHECKING:
     from .execution import Execution
@@ -89,16 +91,17 @@ class Listener:
         changed: Callable[[], None],
     ) -> None:
         self._execution = execution
+        self._deliver = deliver
+        self._changed = changed
         self._notifier = notifier
         self._schema = schema
         self._waits = waits
-        self._deliver = deliver
-        self._changed = changed
         self._stop = waits.signal()
         self._running: Running | None = None
         self._where = describe(execution.url)
         self.state = State.STARTING
         self._retry = FIRST_RETRY_S
+        self._heard_before = False
         self.connection: Any = None
         """The driver connection listened on, while there is one (for tests that end it)."""
         self.channel: str | None = None
@@ -145,8 +148,9 @@ class Listener:
     def _listen(self) -> None:
         """One connection: listen and probe, then hand notifications on until it fails or must stop.
 
-        Raises ``Unheard`` when the first probe does not come back; a later
-        probe that does not come back means a connection gone silent.
+        Raises ``Unheard`` when the first probe does not come back and none
+        ever did; any other probe that does not come back means a connection
+        gone silent.
         """
         fairy = self._execution.root_engine.raw_connection()
         fairy.detach()
@@ -161,16 +165,16 @@ class Listener:
                 if token is None and now - sent >= RECHECK_S:
                     token, sent = self._send_probe(channel), now
                 if token is not None and now - sent > PROBE_TIMEOUT_S:
-                    if not heard:
-                        self._notifier.unlisten(self.connection)
-                        raise Unheard(f"no probe came back in {PROBE_TIMEOUT_S} s")
-                    raise ConnectionError(f"it went silent: a probe did not come back in {PROBE_TIMEOUT_S} s")
+                    if heard or self._heard_before:
+                        raise ConnectionError(f"it went silent: a probe did not come back in {PROBE_TIMEOUT_S} s")
+                    self._notifier.unlisten(self.connection)
+                    raise Unheard(f"no probe came back in {PROBE_TIMEOUT_S} s")
                 left = (PROBE_TIMEOUT_S if token is not None else RECHECK_S) - (now - sent)
                 for arrived, payload in self._notifier.receive(self.connection, max(0.0, min(HEARTBEAT_S, left))):
                     if arrived != channel:
                         continue
                     if payload == token:
-                        token, heard = None, True
+                        token, heard, self._heard_before = None, True, True
                         self._retry = FIRST_RETRY_S
                         self._enter(State.LISTENING)
                     elif not payload.startswith(PROBE_PREFIX):
@@ -206,7 +210,8 @@ class Listener:
         self._changed()
 
     def _lost(self, error: Exception, retry: float) -> None:
-        said = " ".join(str(error).split()) or type(error).__name__
+        said = driver_message(error) if isinstance(error, DBAPIError) else " ".join(str(error).split())
+        said = said or type(error).__name__
         if self.state is not State.LOST:
             log.warning(
                 "waiting for jobs on %s: the listening connection failed (%s); waits poll until it is back, "
@@ -218,3 +223,4 @@ class Listener:
         else:
             log.debug("waiting for jobs on %s: listening again failed (%s); next try in %.1f s", self._where, said, retry)
         self._enter(State.LOST)
+

@@ -11,12 +11,15 @@ time it is woken, until a look finds a claimable job or time runs out:
 - It is woken by a notification for one of its queues, where the dialect has
   a ``JobNotifier`` and the backend's listening connection hears them
   (``listener``); by any change of whether that connection listens; and
-  otherwise every ``poll_interval`` seconds. Because it registered before it
+  otherwise every ``poll_interval`` seconds (plus up to a quarter, at random,
+  so that waits started together do not poll in step). Because it registered before it
   looked, a notification sent in between wakes it at once, so a job
   claimable when a wait starts, or made so later, is never slept through.
 - Woken, it looks again rather than answering: it returns only queues it
   has just seen a claimable job in, and a notification for a job that another
-  worker has claimed meanwhile, or that is due later, does not end it.
+  worker has claimed meanwhile, or that is due later, does not end it. A
+  sleep that runs to the timeout with nothing waking it ends the wait
+  without another look.
 
 Time: "now" is the backend's clock, as for claims. A future job's bound is
 the clock's distance to its ``available_at``, taken as real seconds (at
@@ -35,6 +38,7 @@ child starts its own.
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -64,6 +68,9 @@ DUE_MARGIN_S = 0.001
 """Added to the sleep before a future job is due, so that the look after it never comes early."""
 MAX_SLEEP_S = 600.0
 """The longest single sleep; a longer wait looks at the store again in between."""
+POLL_JITTER = 0.25
+"""Where waits poll, each sleep is ``poll_interval`` and up to this much more of it, at
+random: waits started together (a process's worker threads) soon look at different times."""
 
 # Listeners left behind by a parent process: kept, never closed or collected,
 # since closing one from a forked child would end the parent's session.
@@ -89,8 +96,9 @@ def wait_for_jobs(backend: SQLBackend, queues: Any, timeout: Any, connection: Co
             if due_in is not None:
                 sleep = min(sleep, due_in)
             if not listening:
-                sleep = min(sleep, interval)
-            subscription.wait(sleep)
+                sleep = min(sleep, interval * random.uniform(1, 1 + POLL_JITTER))
+            if not subscription.wait(sleep) and sleep >= left:
+                return []  # slept to the end, and nothing said to look again
 
 
 def look(backend: SQLBackend, names: list[str], connection: Connection | None) -> tuple[list[str], float | None]:
@@ -147,8 +155,9 @@ class Subscription:
         self.signal.clear()
         return self._wakeups.listening
 
-    def wait(self, seconds: float) -> None:
-        self.signal.wait(seconds)
+    def wait(self, seconds: float) -> bool:
+        """Sleep until woken or ``seconds`` have passed; whether it was woken."""
+        return self.signal.wait(seconds)
 
 
 class Wakeups:

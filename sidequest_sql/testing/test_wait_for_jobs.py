@@ -195,8 +195,24 @@ class TestNotWoken:
         assert backend.wait_for_jobs([QUEUE], WAKE_TIMEOUT_S) == [QUEUE]
 
 
-class TestCancelled:
+class TestOnAnEventLoop:
     """Run against the async backend of the suite's URL whatever the mode, each on a loop of its own."""
+
+    def test_a_waiting_task_leaves_the_loop_to_the_others(
+        self, sidequest_url: str, sidequest_clock: ManualClock, sidequest_engine_options: dict[str, Any]
+    ) -> None:
+        async def test(backend: AsyncSQLBackend) -> None:
+            backend.poll_interval = 3600  # one sleep to the timeout, where nothing notifies
+            waiting = asyncio.ensure_future(backend.wait_for_jobs([QUEUE], 0.5))
+            ticks = 0
+            while not waiting.done():
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert await waiting == []
+            # A wait that blocked the loop would let the ticker run once or twice, not dozens of times.
+            assert ticks > 10, ticks
+
+        run(sidequest_url, sidequest_clock, sidequest_engine_options, test)
 
     @pytest.mark.parametrize("after_s", [0, 0.001, 0.01, SETTLE_S])
     def test_a_cancelled_wait_leaves_the_pool_fit_and_the_other_waits_waiting(

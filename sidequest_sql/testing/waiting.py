@@ -1,5 +1,6 @@
 """Calls the suite must not wait for: run in a thread, given up on after a bound;
-and the work the per-database lock-wait tests do around a transaction elsewhere."""
+conditions waited for, within a bound; and the work the per-database
+lock-wait tests do around a transaction elsewhere."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
+
+import time
 
 import pytest
 
@@ -34,6 +37,15 @@ def promptly(future: Future[_T], what: str, *, seconds: float) -> _T:
         return future.result(timeout=seconds)
     except FutureTimeout:
         pytest.fail(f"{what} waited for a transaction elsewhere ({seconds} s and counting)")
+
+
+def until(condition: Callable[[], object], what: str, *, seconds: float = 20.0) -> None:
+    """Until ``condition()`` holds; the test fails, saying ``what`` never came, after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not {what} after {seconds} s")
+        time.sleep(0.01)
 
 
 def running_and_waiting(backend: SQLBackend) -> tuple[JobData, list[int]]:

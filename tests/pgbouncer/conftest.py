@@ -8,11 +8,16 @@ Without a ``pgbouncer`` executable they skip, saying how to install it; in CI
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pgbouncer_server import INSTALL_HINT, pgbouncer_binary, running_pgbouncer
+
+import sidequest_sql as sq
+from sidequest_sql.base import SQLBackend
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +37,32 @@ def pgbouncer_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -
 def pgbouncer_engine_options() -> dict[str, Any]:
     """What psycopg needs behind transaction pooling: no server-side prepared statements."""
     return {"connect_args": {"prepare_threshold": None}}
+
+
+@pytest.fixture
+def make_backend(postgres_url: str, pgbouncer_url: str) -> Iterator[Callable[..., SQLBackend]]:
+    """Migrated backends through PgBouncer, each in a schema of its own, dropped afterwards."""
+    made: list[SQLBackend] = []
+
+    def make(dialect: type[SQLBackend] | None = None, **options: Any) -> SQLBackend:
+        schema = f"sq_pgb_{uuid.uuid4().hex[:12]}"
+        if dialect is None:
+            backend = sq.create_backend(pgbouncer_url, schema=schema, **options)
+        else:
+            backend = dialect(pgbouncer_url, schema=schema, **options)
+        made.append(backend)
+        backend.migrate()
+        return backend
+
+    try:
+        yield make
+    finally:
+        for backend in made:
+            backend.close()
+        direct = sa.create_engine(sq.create_backend(postgres_url).url)
+        try:
+            with direct.begin() as conn:
+                for backend in made:
+                    conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{backend.schema}" CASCADE')
+        finally:
+            direct.dispose()

@@ -26,6 +26,7 @@ globals().update(
         "test_times",
         "test_json_values",
         "test_bad_input",
+        "test_wait_for_jobs",
     )
 )
 

@@ -13,8 +13,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,35 +41,6 @@ class WithoutUtcSession(PostgresBackend):
 
 def new_job(**fields: Any) -> sq.NewJobData:
     return sq.NewJobData(queue="default", script="jobs.js", job_class="Echo", **fields)
-
-
-@pytest.fixture
-def make_backend(postgres_url: str, pgbouncer_url: str) -> Iterator[Callable[..., SQLBackend]]:
-    """Migrated backends through PgBouncer, each in a schema of its own, dropped afterwards."""
-    made: list[SQLBackend] = []
-
-    def make(dialect: type[SQLBackend] | None = None, **options: Any) -> SQLBackend:
-        schema = f"sq_pgb_{uuid.uuid4().hex[:12]}"
-        if dialect is None:
-            backend = sq.create_backend(pgbouncer_url, schema=schema, **options)
-        else:
-            backend = dialect(pgbouncer_url, schema=schema, **options)
-        made.append(backend)
-        backend.migrate()
-        return backend
-
-    try:
-        yield make
-    finally:
-        for backend in made:
-            backend.close()
-        direct = sa.create_engine(sq.create_backend(postgres_url).url)
-        try:
-            with direct.begin() as conn:
-                for backend in made:
-                    conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{backend.schema}" CASCADE')
-        finally:
-            direct.dispose()
 
 
 def transactions_of_one_client(backend: SQLBackend, query: str) -> list[tuple[Any, ...]]:

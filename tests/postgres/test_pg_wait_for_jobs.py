@@ -4,7 +4,8 @@ The triggers notify for rows any process writes (plain SQL here, as a Node
 Sidequest process would), once per queue an INSERT statement fills, only
 when a job becomes waiting, and only on commit; each schema on a channel of
 its own. A backend's waits share one listening connection, which comes back
-by itself when its session is ended, a forked child making its own. Waits
+by itself when its session is ended or the server restarts (on the tests'
+spare cluster), a forked child making its own. Waits
 that must wake by notification are given a ``poll_interval`` of an hour, so
 that polling cannot pass for it.
 """
@@ -23,15 +24,18 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from spare_cluster import SpareCluster
 from test_pg_connection_loss import sessions, terminate, wait_gone
+from test_pg_spare_restart import GUARD
 
+import sidequest_sql as sq
 from sidequest_sql import NewJobData
 from sidequest_sql.connections import driver_connection
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.dialects.pg_notify import MAX_CHANNEL_BYTES, channel_for
 from sidequest_sql.listener import PROBE_PREFIX, State
 from sidequest_sql.testing.backends import BackendFactory
-from sidequest_sql.testing.waiting import started
+from sidequest_sql.testing.waiting import started, until
 
 pytestmark = pytest.mark.postgres
 
@@ -85,16 +89,21 @@ def overheard(postgres_url: str, channel: str) -> Iterator[Callable[[float], lis
 def listening(backend: Any, *, instead_of: int | None = None) -> Any:
     """The backend's listener once it hears notifications (on another session than
     ``instead_of``); the async backend's, behind a BlockingBackend."""
-    execution = (backend.backend._backend if hasattr(backend, "backend") else backend).execution
-    deadline = time.monotonic() + RECOVERY_S
-    while True:
-        listener = execution.wakeups.listener
-        connection = None if listener is None else listener.connection
-        if listener is not None and listener.listening and connection is not None:
-            if instead_of is None or driver_connection(connection).info.backend_pid != instead_of:
-                return listener
-        assert time.monotonic() < deadline, f"not listening after {RECOVERY_S} s: {listener}"
-        time.sleep(0.02)
+    wakeups = (backend.backend._backend if hasattr(backend, "backend") else backend).execution.wakeups
+
+    found: list[Any] = []
+
+    def heard() -> bool:
+        listener, connection = wakeups.listener, getattr(wakeups.listener, "connection", None)
+        if listener is None or not listener.listening or connection is None:
+            return False
+        if instead_of is not None and driver_connection(connection).info.backend_pid == instead_of:
+            return False
+        found[:] = [listener]
+        return True
+
+    until(heard, "listening", seconds=RECOVERY_S)
+    return found[0]
 
 
 def asleep(backend: Any, queues: list[str], timeout: float = WAKE_TIMEOUT_S) -> Any:
@@ -334,3 +343,21 @@ def test_a_forked_child_listens_on_a_connection_of_its_own_and_leaves_the_parent
     assert parents.result(WAKE_TIMEOUT_S) == ["parent"]
     with pg_engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": parent_pid}) == 1
+
+
+def test_listening_resumes_by_itself_after_a_server_restart(
+    spare_cluster: SpareCluster, spare_schema: Callable[[], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with sq.create_backend(spare_cluster.url(), schema=spare_schema(), connect_args=GUARD) as backend:
+        backend.migrate()
+        backend.poll_interval = NO_POLLING_S
+        with caplog.at_level(logging.INFO, logger="sidequest_sql.listener"):
+            backend.wait_for_jobs(["warm-up"], 0.001)
+            before = listener_pid(backend)
+            spare_cluster.restart()
+            listener_pid(backend, instead_of=before)
+            waiting = asleep(backend, [QUEUE])
+            backend.create_new_job(job())
+            assert waiting.result(WAKE_TIMEOUT_S + 10) == [QUEUE]
+    said = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert [level for level, _ in said] == ["WARNING", "INFO"], said

@@ -123,6 +123,16 @@ SECTIONS: dict[str, list[str]] = {
         "delete_finished_jobs(date(2030, 1, 1))",
         "delete_finished_jobs(datetime(2030, 1, 1, tzinfo=UTC), limit=0)",
     ],
+    "Waiting": [
+        'wait_for_jobs("default", 5)',
+        "wait_for_jobs([], 5)",
+        'wait_for_jobs(["default", None], 5)',
+        'wait_for_jobs(["default"], -1)',
+        "wait_for_jobs([\"default\"], math.inf)",
+        'wait_for_jobs(["default"], "5")',
+        'wait_for_jobs(["default"], True)',
+        'wait_for_jobs(["default"], 10**400)',
+    ],
 }
 
 # ``create_backend`` itself; none of these connects.
