@@ -25,6 +25,10 @@ from . import checks, fill, report
 from .baseline import RawUnavailable, our_statements
 from .phases import DEFAULT_PHASES, PHASES, Bench, Settings
 from .progress import Progress
+from .waking import WAKE_PHASES
+
+# Waking workers (wait_for_jobs): phases of their own module, run by name only.
+PHASES.update(WAKE_PHASES)
 
 BIG_PHASES = ("claim_memory", "list_memory")
 

@@ -445,9 +445,3 @@ def _summary(row: Row) -> str:
         parts.append(f"{row.seconds:.3f} s")
     parts.append(row.check)
     return " ".join(parts)
-
-
-# Waking workers (wait_for_jobs): phases of their own module, run by name only.
-from .waking import WAKE_PHASES  # noqa: E402
-
-PHASES.update(WAKE_PHASES)
