@@ -277,8 +277,11 @@ def notify_cost(bench: Bench) -> None:
     per-row INSERT trigger in place of 0007's per-statement one, in blocks that
     take turns (``COST_ROUNDS`` rounds, the three in a new order each time) so
     that the machine's load weighs on all three alike; the median and p99 of
-    each call, and each median's ratio to the one without triggers. A session
-    of its own listens on the channel meanwhile, as a waiting backend would.
+    each call, and each median's ratio to the one without triggers. Beside the
+    calls as a client sees them, the server's own time for INSERTs of one row
+    and of a batch (``_server_block``), which the client's round trips and the
+    machine's load disturb much less. A session of its own listens on the
+    channel meanwhile, as a waiting backend would.
     """
     backend = bench.backend
     if not fill.is_postgres(backend):
@@ -298,7 +301,7 @@ def notify_cost(bench: Bench) -> None:
                     fill.analyze(backend)  # the table grows: plans stay those of a table its size
                 variant = order[n % len(COST_VARIANTS)]
                 _enable(backend, COST_VARIANTS[variant])
-                for call, seconds in _cost_block(backend, n).items():
+                for call, seconds in {**_cost_block(backend, n), **_server_block(backend)}.items():
                     times.setdefault((call, variant), []).extend(seconds)
                 bar.update(n + 1)
     finally:
@@ -340,6 +343,33 @@ def _cost_block(backend: SQLBackend, n: int) -> dict[str, list[float]]:
         [job] = backend.claim_pending_job(queue)
         backend.update_job(job.id, state="completed", completed_at=datetime.now(UTC))
         seconds["claim+complete"].append(clock() - started)
+    return seconds
+
+
+SERVER_INSERT = (
+    "INSERT INTO sidequest_jobs (queue, state, script, class, args, constructor_args, attempt, max_attempts, "
+    "available_at) SELECT 'bench-cost-' || mod(n, 2), 'waiting', 'bench', 'Cost', jsonb_build_array(n), '[]', 0, 5, "
+    "now() FROM generate_series(1, {rows}) AS n"
+)
+SERVER_ROWS = {1: 20, COST_BATCH: 2}
+"""Rows of each INSERT the server times, and how many times a block runs it."""
+
+
+def _server_block(backend: SQLBackend) -> dict[str, list[float]]:
+    """The server's own time for an INSERT of 1 and of ``COST_BATCH`` rows, triggers
+    included, commit left out (``EXPLAIN ANALYZE``'s execution time, rolled back)."""
+    seconds: dict[str, list[float]] = {}
+    with backend.engine.connect() as conn:
+        for rows, times in SERVER_ROWS.items():
+            for _ in range(times):
+                with conn.begin() as transaction:
+                    [[[plan]]] = conn.exec_driver_sql(
+                        "EXPLAIN (ANALYZE, FORMAT JSON) " + SERVER_INSERT.format(rows=rows)
+                    ).all()
+                    transaction.rollback()
+                seconds.setdefault(f"server time of an INSERT of {rows} row{'s' * (rows > 1)}", []).append(
+                    plan["Execution Time"] / 1000
+                )
     return seconds
 
 
