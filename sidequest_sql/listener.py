@@ -33,6 +33,7 @@ sent before the LISTEN never reaches it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
@@ -167,7 +168,8 @@ class Listener:
                 if token is not None and now - sent > PROBE_TIMEOUT_S:
                     if heard or self._heard_before:
                         raise ConnectionError(f"it went silent: a probe did not come back in {PROBE_TIMEOUT_S} s")
-                    self._notifier.unlisten(self.connection)
+                    with contextlib.suppress(Exception):  # a courtesy: the verdict stands either way
+                        self._notifier.unlisten(self.connection)
                     raise Unheard(f"no probe came back in {PROBE_TIMEOUT_S} s")
                 left = (PROBE_TIMEOUT_S if token is not None else RECHECK_S) - (now - sent)
                 for arrived, payload in self._notifier.receive(self.connection, max(0.0, min(HEARTBEAT_S, left))):
@@ -181,10 +183,8 @@ class Listener:
                         self._deliver(payload)
         finally:
             connection, self.connection = self.connection, None
-            try:
+            with contextlib.suppress(Exception):  # a dead connection: closing it is all that is left to do
                 connection.close()  # the driver's own close: no pool to give it back to
-            except Exception:  # noqa: BLE001 - a dead connection: closing it is all that is left to do
-                pass
 
     def _send_probe(self, channel: str) -> str:
         token = f"{PROBE_PREFIX}{uuid.uuid4().hex}"

@@ -4,13 +4,12 @@ lock-wait tests do around a transaction elsewhere."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
-
-import time
 
 import pytest
 
