@@ -11,10 +11,11 @@ time it is woken, until a look finds a claimable job or time runs out:
 - It is woken by a notification for one of its queues, where the dialect has
   a ``JobNotifier`` and the backend's listening connection hears them
   (``listener``); by any change of whether that connection listens; and
-  otherwise every ``poll_interval`` seconds (plus up to a quarter, at random,
-  so that waits started together do not poll in step). Because it registered before it
-  looked, a notification sent in between wakes it at once, so a job
-  claimable when a wait starts, or made so later, is never slept through.
+  otherwise every ``poll_interval`` seconds (plus up to a quarter, at
+  random, so that waits started together do not poll in step). Because it
+  registered before it looked, a notification sent in between wakes it at
+  once, so a job claimable when a wait starts, or made so later, is never
+  slept through.
 - Woken, it looks again rather than answering: it returns only queues it
   has just seen a claimable job in, and a notification for a job that another
   worker has claimed meanwhile, or that is due later, does not end it. A
