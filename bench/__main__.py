@@ -23,6 +23,7 @@ import sidequest_sql as sq
 
 from . import checks, fill, report
 from .baseline import RawUnavailable, our_statements
+from .clients import RawClient
 from .phases import DEFAULT_PHASES, PHASES, Bench, Settings
 from .progress import Progress
 
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     fill.reset(backend)
     statements = None
     same: dict[str, bool] = {}
+    failures: list[str] = []
     if settings.raw:
         try:
             statements = our_statements(backend)
@@ -128,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.show_sql:
                 for name, sql in statements.sql().items():
                     print(f"-- {name}\n{sql}\n", file=sys.stderr)
+            raw = RawClient(backend, statements)
+            try:
+                records = checks.same_records(backend, raw, "bench-records")
+            finally:
+                raw.close()
+            failures += [f"raw records: {problem}" for problem in records]
+            same["records"] = not records
     info = report.meta(shown_url, argv, {
         "server": server_version(backend),
         "settings": {k: v for k, v in vars(settings).items() if k != "url"},
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.note(f"{shown_url} ({info['server']}), {info['cpus']} CPUs, load {info['load_average_at_start']}")
 
     bench = Bench(settings, backend, statements, progress)
+    bench.failures += failures
     try:
         for name in names:
             PHASES[name](bench)
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in ratios.items():
             print(f"  {key}: {value:.2f}")
     if same:
-        print("\nBaseline runs the library's own SQL: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
+        print("\nBaseline runs the library's own SQL and builds the same records: "
+              + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
     if args.json:
         report.write_json(args.json, info, bench.rows, ratios, bench.failures)
         print(f"\nJSON written to {args.json}")
