@@ -22,6 +22,7 @@ from sqlalchemy.pool import QueuePool
 import sidequest_sql as sq
 
 from . import checks, fill, report
+from .aio import raw_async_available, same_records_async
 from .baseline import RawUnavailable, our_statements
 from .clients import RawClient
 from .phases import DEFAULT_PHASES, PHASES, Bench, Settings
@@ -42,6 +43,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=4, help="claiming threads (default 4)")
     p.add_argument("--enqueue-threads", type=int, default=8, help="producer threads (default 8)")
     p.add_argument("--processes", type=int, default=2, help="claiming processes (default 2)")
+    p.add_argument("--tasks", type=int, default=4,
+                   help="tasks on one event loop in the async phases, and threads of the sync figure they are set against (default 4)")
     p.add_argument("--quantities", type=_ints, default=(1, 10), help="claim quantities (default 1,10)")
     p.add_argument("--batch", type=int, help="jobs in one create_new_jobs call (default 10000)")
     p.add_argument("--phases", help=f"comma-separated, from: {', '.join(PHASES)} (default: all but {', '.join(BIG_PHASES)})")
@@ -58,7 +61,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     s = Settings(url=args.url, threads=args.threads, enqueue_threads=args.enqueue_threads,
-                 processes=args.processes, quantities=args.quantities, raw=not args.no_raw,
+                 processes=args.processes, tasks=args.tasks, quantities=args.quantities, raw=not args.no_raw,
                  repeat=max(1, args.repeat))
     if args.quick:
         s = replace(s, jobs=500, batch=2_000, finished_sizes=(0, 10_000), waiting_sizes=(1_000, 5_000),
@@ -88,7 +91,7 @@ def backend_for(settings: Settings) -> sq.SQLBackend:
     connection out and in again on every call). A pool of one (an in-memory
     SQLite database) stays one."""
     backend = sq.create_backend(settings.url)
-    threads = max(settings.threads, settings.enqueue_threads)
+    threads = max(settings.threads, settings.enqueue_threads, settings.tasks)
     pool = backend.engine.pool
     if isinstance(pool, QueuePool) and 1 < pool.size() < threads:
         backend.close()
@@ -137,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
                 raw.close()
             failures += [f"raw records: {problem}" for problem in records]
             same["records"] = not records
+            if raw_async_available(backend, statements):
+                records = same_records_async(backend, statements, "bench-records")
+                failures += [f"raw async records: {problem}" for problem in records]
+                same["async records"] = not records
     info = report.meta(shown_url, argv, {
         "server": server_version(backend),
         "settings": {k: v for k, v in vars(settings).items() if k != "url"},

@@ -174,7 +174,7 @@ def run_threads(
     finally:
         for client in clients:
             client.close()
-    return _gather(outcomes, t0, cpu)
+    return gather(outcomes, t0, cpu)
 
 
 # -- processes -----------------------------------------------------------------------
@@ -282,12 +282,12 @@ def run_processes(
     errors = [o for o in outcomes if isinstance(o, str)]
     if errors:
         raise RuntimeError(f"a worker process failed: {errors[0]}")
-    run = _gather(outcomes, t0, 0.0)
+    run = gather(outcomes, t0, 0.0)
     run.cpu = sum(o.cpu for o in outcomes if isinstance(o, Outcome))
     return run
 
 
-def _gather(outcomes: list[Any], t0: float, cpu: float) -> Run:
+def gather(outcomes: list[Any], t0: float, cpu: float) -> Run:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
