@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, bindparam, insert, select, update
 
 from sidequest_sql import NewJobData
+from sidequest_sql.base import WAITING
 from sidequest_sql.rows import new_job_values
 from sidequest_sql.schema import jobs
 
@@ -226,7 +227,7 @@ def claim_candidates(backend: SQLBackend, queue: Any, now: Any, quantity: Any) -
     c = jobs.c
     return backend.lock_for_claim(
         select(c.id)
-        .where(c.state == "waiting", c.queue == queue, c.available_at <= now)
+        .where(c.state == WAITING, c.queue == queue, c.available_at <= now)
         .order_by(c.priority.desc(), c.inserted_at, c.id)
         # Named as the library names it: its claim is built once, with a bindparam.
         .limit(bindparam("quantity", value=quantity, type_=Integer()))
