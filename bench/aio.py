@@ -203,7 +203,7 @@ async def warm(client: Any) -> None:
             await client.complete(job.id)
 
 
-def run_tasks(
+async def run_tasks(
     url: str,
     kind: str,
     task: str,
@@ -215,21 +215,8 @@ def run_tasks(
     total: int | None,
     progress: Progress,
 ) -> Run:
-    """``task`` on one task per item of ``kwargs_per_task``, all on one new event loop."""
-    return asyncio.run(_run_tasks(url, kind, task, kwargs_per_task, backend, statements, label, total, progress))
-
-
-async def _run_tasks(
-    url: str,
-    kind: str,
-    task: str,
-    kwargs_per_task: list[dict[str, Any]],
-    backend: SQLBackend,
-    statements: OurStatements | None,
-    label: str,
-    total: int | None,
-    progress: Progress,
-) -> Run:
+    """``task`` on one task per item of ``kwargs_per_task``, on the running loop:
+    the async backend's clients (``kind`` "ours") or the raw ones."""
     n = len(kwargs_per_task)
     ours: AsyncSQLBackend | None = None
     if kind == "ours":

@@ -9,6 +9,7 @@ order and the median is kept.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
@@ -194,10 +195,10 @@ class Bench:
         ("raw"); "sync" is the sync backend on as many threads."""
         if kind == "sync":
             return self.threads("ours", task, kwargs, f"{label} [sync, threads]", total)
-        return run_tasks(
+        return asyncio.run(run_tasks(
             self.s.url, kind, task, kwargs, backend=self.backend, statements=self.statements,
             label=f"{label} [{kind}, tasks]", total=total, progress=self.progress,
-        )
+        ))
 
     def processes(self, kind: str, task: str, kwargs: list[dict[str, Any]], label: str, total: int | None) -> Run:
         return run_processes(
