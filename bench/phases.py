@@ -3,8 +3,9 @@
 Each phase starts from empty tables (``fill.reset``), fills what it needs in
 bulk, runs the library ("ours") and, where it has one, the raw-driver
 baseline ("raw") on identical tables one right after the other, checks the
-result, and adds rows to the report. With ``--repeat`` the two alternate in
-order and the median is kept.
+result, and adds rows to the report. The async phases add a third side, the
+sync backend on as many threads as they have tasks ("sync"). With
+``--repeat`` the sides alternate in order and the median is kept.
 """
 
 from __future__ import annotations
