@@ -253,13 +253,15 @@ class Execution:
         autocommit instead. A write whose connection breaks is not run again:
         it may have been applied. ``duplicate_job`` and ``duplicate_queue``
         are the messages of the errors a violated unique key becomes; given
-        one, work that joins a caller's transaction where errors abort
-        transactions runs in a savepoint, so that the error leaves it usable.
+        one, work that joins a caller's transaction runs in a savepoint where
+        errors abort transactions, so that the error leaves it usable, and
+        where it is several statements, so that one that fails takes those
+        before it back with it (all or nothing, as in a transaction of ours).
         """
         if connection is not None:
             conflicts = duplicate_job is not None or duplicate_queue is not None
             with self.joined(connection, duplicate_job, duplicate_queue):
-                if conflicts and self.hooks.errors_abort_transactions:
+                if conflicts and (self.hooks.errors_abort_transactions or not one_statement):
                     with connection.begin_nested():
                         return work(connection)
                 return work(connection)
