@@ -13,9 +13,13 @@ Modules, one job each:
 - ``phases``: the phases and what each measures;
 - ``clients``: the library client and the raw-driver client, with one interface;
 - ``baseline``: our statements compiled once and run on the bare DB-API driver;
+- ``raw_records``: the raw side's ``JobData`` from the driver's rows, in plain code;
+- ``aio``: the async phases' clients (the async backend, the raw asyncio
+  driver) and their tasks on one event loop;
 - ``runner``: threads and processes, timing, latencies, the progress bar;
 - ``fill``: fast bulk fill of waiting and finished rows in SQL;
-- ``checks``: exact-once accounting;
+- ``checks``: exact-once accounting, and that the baseline runs the
+  library's SQL and builds the same records;
 - ``report``: the table and the JSON file.
 - ``soak``: ``python -m bench.soak``, a bounded soak run with exact-once
   accounting (``docs/reliability.md``).

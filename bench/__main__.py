@@ -22,7 +22,9 @@ from sqlalchemy.pool import QueuePool
 import sidequest_sql as sq
 
 from . import checks, fill, report
+from .aio import raw_async_available, same_records_async
 from .baseline import RawUnavailable, our_statements
+from .clients import RawClient
 from .phases import DEFAULT_PHASES, PHASES, Bench, Settings
 from .progress import Progress
 from .waking import WAKE_PHASES
@@ -45,6 +47,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=4, help="claiming threads (default 4)")
     p.add_argument("--enqueue-threads", type=int, default=8, help="producer threads (default 8)")
     p.add_argument("--processes", type=int, default=2, help="claiming processes (default 2)")
+    p.add_argument("--tasks", type=int, default=4,
+                   help="tasks on one event loop in the async phases, and threads of the sync figure they are set against (default 4)")
     p.add_argument("--quantities", type=_ints, default=(1, 10), help="claim quantities (default 1,10)")
     p.add_argument("--batch", type=int, help="jobs in one create_new_jobs call (default 10000)")
     p.add_argument("--phases", help=f"comma-separated, from: {', '.join(PHASES)} (default: all but {', '.join(BIG_PHASES)})")
@@ -61,7 +65,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     s = Settings(url=args.url, threads=args.threads, enqueue_threads=args.enqueue_threads,
-                 processes=args.processes, quantities=args.quantities, raw=not args.no_raw,
+                 processes=args.processes, tasks=args.tasks, quantities=args.quantities, raw=not args.no_raw,
                  repeat=max(1, args.repeat))
     if args.quick:
         s = replace(s, jobs=500, batch=2_000, finished_sizes=(0, 10_000), waiting_sizes=(1_000, 5_000),
@@ -91,7 +95,7 @@ def backend_for(settings: Settings) -> sq.SQLBackend:
     connection out and in again on every call). A pool of one (an in-memory
     SQLite database) stays one."""
     backend = sq.create_backend(settings.url)
-    threads = max(settings.threads, settings.enqueue_threads)
+    threads = max(settings.threads, settings.enqueue_threads, settings.tasks)
     pool = backend.engine.pool
     if isinstance(pool, QueuePool) and 1 < pool.size() < threads:
         backend.close()
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     fill.reset(backend)
     statements = None
     same: dict[str, bool] = {}
+    failures: list[str] = []
     if settings.raw:
         try:
             statements = our_statements(backend)
@@ -132,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.show_sql:
                 for name, sql in statements.sql().items():
                     print(f"-- {name}\n{sql}\n", file=sys.stderr)
+            raw = RawClient(backend, statements)
+            try:
+                records = checks.same_records(backend, raw, "bench-records")
+            finally:
+                raw.close()
+            failures += [f"raw records: {problem}" for problem in records]
+            same["records"] = not records
+            if raw_async_available(backend, statements):
+                records = same_records_async(backend, statements, "bench-records")
+                failures += [f"raw async records: {problem}" for problem in records]
+                same["async records"] = not records
     info = report.meta(shown_url, argv, {
         "server": server_version(backend),
         "settings": {k: v for k, v in vars(settings).items() if k != "url"},
@@ -142,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.note(f"{shown_url} ({info['server']}), {info['cpus']} CPUs, load {info['load_average_at_start']}")
 
     bench = Bench(settings, backend, statements, progress)
+    bench.failures += failures
     try:
         for name in names:
             PHASES[name](bench)
@@ -158,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in ratios.items():
             print(f"  {key}: {value:.2f}")
     if same:
-        print("\nBaseline runs the library's own SQL: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
+        print("\nBaseline runs the library's own SQL and builds the same records: "
+              + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
     if args.json:
         report.write_json(args.json, info, bench.rows, ratios, bench.failures)
         print(f"\nJSON written to {args.json}")

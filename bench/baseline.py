@@ -6,8 +6,9 @@ and the update as ``create_new_job`` and ``update_job`` build them — with
 sentinel values in place of what changes from call to call, then compiled
 with the backend's dialect into the SQL string the driver receives. Per call
 the baseline only fills in the changing values (through the same bind
-processors, so JSON and times are encoded as the library encodes them) and
-executes: psycopg 3 on Postgres, ``sqlite3`` on SQLite with the same PRAGMAs
+processors, so JSON and times are encoded as the library encodes them),
+executes, and builds from every row it reads back the record the library
+returns (``raw_records``: plain per-column code, no SQLAlchemy): psycopg 3 on Postgres, ``sqlite3`` on SQLite with the same PRAGMAs
 and ``BEGIN IMMEDIATE``, the plain DB-API connection elsewhere. Where the
 backend runs single statements in autocommit (``single_statement_autocommit``,
 Postgres) the baseline does too (``clients.RawClient``), so that both sides
@@ -19,7 +20,8 @@ Postgres, multi-row ``INSERT … VALUES`` statements on SQLite — compiled the
 same way, their values encoded by the library's own encoders (the columns'
 bind processors), each value the jobs share encoded once per batch.
 
-``checks.same_sql`` confirms at run time that the library sent the same SQL.
+``checks.same_sql`` confirms at run time that the library sent the same SQL,
+``checks.same_records`` that both sides build equal records of the same rows.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, bindparam, insert, select, update
 
 from sidequest_sql import NewJobData
+from sidequest_sql.base import WAITING
 from sidequest_sql.rows import new_job_values
 from sidequest_sql.schema import jobs
+
+from .raw_records import COLUMNS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
@@ -222,8 +227,8 @@ def claim_candidates(backend: SQLBackend, queue: Any, now: Any, quantity: Any) -
     c = jobs.c
     return backend.lock_for_claim(
         select(c.id)
-        .where(c.state == "waiting", c.queue == queue, c.available_at <= now)
-        .order_by(c.inserted_at, c.id)
+        .where(c.state == WAITING, c.queue == queue, c.available_at <= now)
+        .order_by(c.priority.desc(), c.inserted_at, c.id)
         # Named as the library names it: its claim is built once, with a bindparam.
         .limit(bindparam("quantity", value=quantity, type_=Integer()))
     )
@@ -231,6 +236,8 @@ def claim_candidates(backend: SQLBackend, queue: Any, now: Any, quantity: Any) -
 
 def our_statements(backend: SQLBackend) -> OurStatements:
     """Compile enqueue, claim and complete for ``backend``'s (connected) dialect."""
+    if tuple(column.key for column in jobs.c) != COLUMNS:
+        raise RawUnavailable("the jobs table's columns are not those the raw records are read from")
     dialect = backend.engine.dialect
     s = SENTINELS
     values = new_job_values(

@@ -4,12 +4,14 @@ For a claim phase: every job put in the queue was claimed and completed by
 exactly one worker (counted per id from what the workers got back) and the
 database agrees (its per-state counts for the queue). For an enqueue phase:
 every returned id is distinct and the database holds exactly those rows.
+Before the phases, ``same_sql`` and ``same_records`` check that the raw
+baseline does the library's work: the same statements, the same records.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -17,9 +19,11 @@ from sqlalchemy import event
 from . import fill
 
 if TYPE_CHECKING:
+    from sidequest_sql import JobData
     from sidequest_sql.base import SQLBackend
 
     from .baseline import OurStatements
+    from .clients import RawClient
 
 
 class CheckFailed(Exception):
@@ -86,9 +90,8 @@ def same_sql(backend: SQLBackend, statements: OurStatements, queue: str, batch: 
     event.listen(backend.execution.root_engine, "before_cursor_execute", record)
     try:
         client.enqueue(queue, 0)
-        ids = client.claim(queue, 1)
-        for job_id in ids:
-            client.complete(job_id)
+        for job in client.claim(queue, 1):
+            client.complete(job.id)
         batch_sent: list[str] = []
         if statements.batch is not None:
             batch_start = len(seen)
@@ -110,3 +113,38 @@ def same_sql(backend: SQLBackend, statements: OurStatements, queue: str, batch: 
         # past the listeners, on both sides).
         same["batch"] = batch_sent == [raw.sql(size) for size in sizes]
     return same
+
+
+def same_records(backend: SQLBackend, raw: RawClient | Any, queue: str) -> list[str]:
+    """Where the raw client's records differ from the library's for the same rows.
+
+    The raw client enqueues (one job, then a batch of three where it has
+    batches), claims and completes; after each step the library reads every
+    job it returned (``get_job``), and each record must equal the raw one,
+    field for field.
+    """
+    steps: list[tuple[str, Callable[[], Sequence[JobData]]]] = [
+        ("enqueue", lambda: [raw.enqueue(queue, 0)]),
+        ("enqueue", lambda: [raw.enqueue(queue, 1)]),
+        ("batch enqueue", lambda: raw.enqueue_batch(queue, 2, 3)),
+        ("claim q=2", lambda: raw.claim(queue, 2)),
+        ("complete", lambda: [raw.complete(claimed[0].id)]),
+    ]
+    if not hasattr(raw, "enqueue_batch"):
+        steps = [step for step in steps if step[0] != "batch enqueue"]
+    claimed: list[JobData] = []
+    problems = []
+    try:
+        for step, run in steps:
+            records = list(run())
+            if step.startswith("claim"):
+                claimed = records
+            if not records:
+                problems.append(f"{step}: no record came back")
+            for record in records:
+                ours = backend.get_job(record.id)
+                if ours != record:
+                    problems.append(f"{step}: raw {record!r} != library {ours!r}")
+    finally:
+        fill.delete_queue(backend, queue)
+    return problems

@@ -3,12 +3,14 @@
 Each phase starts from empty tables (``fill.reset``), fills what it needs in
 bulk, runs the library ("ours") and, where it has one, the raw-driver
 baseline ("raw") on identical tables one right after the other, checks the
-result, and adds rows to the report. With ``--repeat`` the two alternate in
-order and the median is kept.
+result, and adds rows to the report. The async phases add a third side, the
+sync backend on as many threads as they have tasks ("sync"). With
+``--repeat`` the sides alternate in order and the median is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import checks, fill
+from .aio import raw_async_available, run_tasks
 from .clients import OurClient, RawClient
 from .memory import peak_rss_mb, reset_peak
 from .progress import Progress
@@ -40,6 +43,7 @@ class Settings:
     jobs: int = 2000
     threads: int = 4
     enqueue_threads: int = 8
+    tasks: int = 4
     processes: int = 2
     quantities: tuple[int, ...] = (1, 10)
     batch: int = 10_000
@@ -70,6 +74,11 @@ class Row:
     raw_p99_ms: float | None = None
     ours_cpu_us: float | None = None
     raw_cpu_us: float | None = None
+    # The async phases: the sync backend on as many threads as the async one has tasks.
+    sync: float | None = None
+    sync_p50_ms: float | None = None
+    sync_p99_ms: float | None = None
+    sync_cpu_us: float | None = None
     peak_rss_mb: float | None = None
     check: str = ""
     seconds: float | None = None
@@ -80,6 +89,13 @@ class Row:
         if self.ours is None or not self.raw:
             return None
         return self.ours / self.raw
+
+    @property
+    def sync_ratio(self) -> float | None:
+        """The async backend's rate over the sync backend's, in the async phases."""
+        if self.ours is None or not self.sync:
+            return None
+        return self.ours / self.sync
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -103,6 +119,12 @@ class Bench:
     @property
     def kinds(self) -> list[str]:
         return ["ours", "raw"] if self.s.raw and self.statements is not None else ["ours"]
+
+    @property
+    def async_kinds(self) -> list[str]:
+        """The async backend, the raw async driver where there is one, the sync backend."""
+        raw = "raw" in self.kinds and raw_async_available(self.backend, self.statements)
+        return ["ours", "raw", "sync"] if raw else ["ours", "sync"]
 
     def client_factory(self, kind: str) -> Callable[[], Any]:
         if kind == "ours":
@@ -168,6 +190,16 @@ class Bench:
             self.client_factory(kind), task, kwargs, backend=self.backend,
             label=f"{label} [{kind}]", total=total, progress=self.progress,
         )
+
+    def tasks(self, kind: str, task: str, kwargs: list[dict[str, Any]], label: str, total: int | None) -> Run:
+        """On one event loop: the async backend ("ours"), the raw async driver
+        ("raw"); "sync" is the sync backend on as many threads."""
+        if kind == "sync":
+            return self.threads("ours", task, kwargs, f"{label} [sync, threads]", total)
+        return asyncio.run(run_tasks(
+            self.s.url, kind, task, kwargs, backend=self.backend, statements=self.statements,
+            label=f"{label} [{kind}, tasks]", total=total, progress=self.progress,
+        ))
 
     def processes(self, kind: str, task: str, kwargs: list[dict[str, Any]], label: str, total: int | None) -> Run:
         return run_processes(
@@ -236,6 +268,34 @@ class Bench:
             self._claim(
                 "claim+complete", f"q={q}, {p} processes", f"{p} processes",
                 lambda kind, kw=kwargs, q=q: self.processes(kind, "claim", kw, f"claim q={q} x{p} procs", self.s.jobs),
+            )
+
+    # -- async ------------------------------------------------------------------------------
+
+    def async_enqueue(self) -> None:
+        t = self.s.tasks
+        per = self.s.jobs // t
+        n = per * t
+        kwargs = [{"queue": QUEUE, "start": i * per, "count": per} for i in range(t)]
+        self.paired(
+            Row("async enqueue", f"{t} tasks", n, f"{t} tasks"),
+            lambda: fill.reset(self.backend),
+            lambda kind: self.tasks(kind, "enqueue", kwargs, f"enqueue x{t}", n),
+            lambda _, run: checks.enqueued_once(self.backend, QUEUE, run.ids, n),
+            kinds=self.async_kinds,
+        )
+
+    def async_claim(self) -> None:
+        t = self.s.tasks
+        for q in self.s.quantities:
+            kwargs = [{"queue": QUEUE, "quantity": q}] * t
+            n = self.s.jobs
+            self.paired(
+                Row("async claim+complete", f"q={q}, {t} tasks", n, f"{t} tasks"),
+                lambda: self.prepare_waiting(n),
+                lambda kind, kw=kwargs, q=q: self.tasks(kind, "claim", kw, f"claim q={q} x{t}", n),
+                lambda expected, result: checks.exactly_once(self.backend, QUEUE, expected, result.ids),
+                kinds=self.async_kinds,
             )
 
     def finished(self) -> None:
@@ -412,6 +472,8 @@ PHASES: dict[str, Callable[[Bench], None]] = {
     "enqueue_batch": Bench.enqueue_batch,
     "claim_threads": Bench.claim_threads,
     "claim_procs": Bench.claim_procs,
+    "async_enqueue": Bench.async_enqueue,
+    "async_claim": Bench.async_claim,
     "finished": Bench.finished,
     "waiting": Bench.waiting,
     "stats": Bench.stats,
@@ -421,7 +483,7 @@ PHASES: dict[str, Callable[[Bench], None]] = {
 }
 DEFAULT_PHASES = (
     "enqueue_seq", "enqueue_threads", "enqueue_batch", "claim_threads", "claim_procs",
-    "finished", "waiting", "stats", "delete",
+    "async_enqueue", "async_claim", "finished", "waiting", "stats", "delete",
 )
 
 
@@ -439,8 +501,12 @@ def _summary(row: Row) -> str:
         parts.append(f"ours {row.ours:,.0f}/s")
     if row.raw is not None:
         parts.append(f"raw {row.raw:,.0f}/s")
+    if row.sync is not None:
+        parts.append(f"sync {row.sync:,.0f}/s")
     if row.ratio is not None:
         parts.append(f"ratio {row.ratio:.2f}")
+    if row.sync_ratio is not None:
+        parts.append(f"async/sync {row.sync_ratio:.2f}")
     if row.seconds is not None:
         parts.append(f"{row.seconds:.3f} s")
     parts.append(row.check)

@@ -22,12 +22,15 @@ COLUMNS = (
     ("ours", "ours /s"),
     ("raw", "raw /s"),
     ("ratio", "ours/raw"),
+    ("sync", "sync /s"),
+    ("sync_ratio", "ours/sync"),
     ("ours_p50_ms", "p50 ms"),
     ("ours_p99_ms", "p99 ms"),
     ("raw_p50_ms", "raw p50"),
     ("raw_p99_ms", "raw p99"),
     ("ours_cpu_us", "CPU µs/job"),
     ("raw_cpu_us", "raw CPU µs/job"),
+    ("sync_cpu_us", "sync CPU µs/job"),
     ("seconds", "seconds"),
     ("peak_rss_mb", "peak RSS MB"),
     ("check", "check"),
@@ -37,7 +40,7 @@ COLUMNS = (
 def _fmt(value: Any, key: str) -> str:
     if value is None:
         return ""
-    if key == "ratio":
+    if key in ("ratio", "sync_ratio"):
         return f"{value:.2f}"
     if key == "seconds":
         return f"{value:.3f}"
@@ -64,8 +67,10 @@ def derived(rows: list[Row]) -> dict[str, float]:
         return next((r for r in rows if r.phase == phase and r.variant.startswith(prefix)), None)
 
     for r in rows:
-        if r.ratio is not None and r.phase in ("enqueue", "claim+complete"):
+        if r.ratio is not None and r.phase in ("enqueue", "claim+complete", "async enqueue", "async claim+complete"):
             out[f"{r.phase} {r.variant}: ours/raw"] = r.ratio
+        if r.sync_ratio is not None:
+            out[f"{r.phase} {r.variant}: async/sync ({r.workers.split()[0]} threads)"] = r.sync_ratio
     seq, batch = find("enqueue", "sequential"), find("enqueue", "batch")
     if seq and batch and seq.ours and batch.ours:
         out[f"enqueue {batch.variant} / sequential (ours)"] = batch.ours / seq.ours
@@ -112,7 +117,7 @@ def meta(url: str, argv: list[str], extra: dict[str, Any]) -> dict[str, Any]:
 def write_json(path: str, info: dict[str, Any], rows: list[Row], ratios: dict[str, float], failures: list[str]) -> None:
     data = {
         "meta": info,
-        "results": [{**asdict(r), "ratio": r.ratio} for r in rows],
+        "results": [{**asdict(r), "ratio": r.ratio, "sync_ratio": r.sync_ratio} for r in rows],
         "ratios": ratios,
         "failures": failures,
     }

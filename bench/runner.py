@@ -51,7 +51,7 @@ def enqueue_task(client: Any, tick: Callable[[int], None], *, queue: str, start:
     clock = time.perf_counter
     for i in range(start, start + count):
         t = clock()
-        out.ids.append(client.enqueue(queue, i))
+        out.ids.append(client.enqueue(queue, i).id)
         out.latencies.append(clock() - t)
         tick(1)
     return out
@@ -65,7 +65,7 @@ def batch_task(
     for first in range(start, start + count, batch):
         n = min(batch, start + count - first)
         t = clock()
-        out.ids.extend(client.enqueue_batch(queue, first, n))
+        out.ids.extend(job.id for job in client.enqueue_batch(queue, first, n))
         out.latencies.append(clock() - t)
         tick(n)
     return out
@@ -85,17 +85,16 @@ def claim_task(
     claims = 0
     while max_claims is None or claims < max_claims:
         t = clock()
-        ids = client.claim(queue, quantity)
+        jobs = client.claim(queue, quantity)
         out.latencies.append(clock() - t)
         claims += 1
-        if not ids:
+        if not jobs:
             if max_claims is None:
                 break
             continue
-        for job_id in ids:
-            client.complete(job_id)
-        out.ids.extend(ids)
-        tick(len(ids))
+        for job in jobs:
+            out.ids.append(client.complete(job.id).id)
+        tick(len(jobs))
     return out
 
 
@@ -110,8 +109,8 @@ def warm(client: Any) -> None:
     for i in range(WARM_CALLS):
         client.enqueue(WARM_QUEUE, i)
     for _ in range(WARM_CALLS):
-        for job_id in client.claim(WARM_QUEUE, 1):
-            client.complete(job_id)
+        for job in client.claim(WARM_QUEUE, 1):
+            client.complete(job.id)
 
 
 # -- threads ----------------------------------------------------------------------------
@@ -175,7 +174,7 @@ def run_threads(
     finally:
         for client in clients:
             client.close()
-    return _gather(outcomes, t0, cpu)
+    return gather(outcomes, t0, cpu)
 
 
 # -- processes -----------------------------------------------------------------------
@@ -283,12 +282,12 @@ def run_processes(
     errors = [o for o in outcomes if isinstance(o, str)]
     if errors:
         raise RuntimeError(f"a worker process failed: {errors[0]}")
-    run = _gather(outcomes, t0, 0.0)
+    run = gather(outcomes, t0, 0.0)
     run.cpu = sum(o.cpu for o in outcomes if isinstance(o, Outcome))
     return run
 
 
-def _gather(outcomes: list[Any], t0: float, cpu: float) -> Run:
+def gather(outcomes: list[Any], t0: float, cpu: float) -> Run:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

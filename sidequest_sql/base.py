@@ -18,10 +18,23 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, Select, Update, and_, bindparam, delete, false, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 
 from . import jsonvalues, migrations, wakeups
@@ -43,7 +56,7 @@ from .fields import (
 )
 from .hooks import DialectHooks
 from .records import FINISHED_STATES, JobCounts, JobCountsAt, JobData, NewJobData, QueueConfig
-from .rows import counts_fields, job_from_row, new_job_values, queue_from_row
+from .rows import NEW_JOB_KEYS, counts_fields, job_from_row, new_job_values, queue_from_row
 from .schema import jobs, queues
 from .statements import (
     binds,
@@ -65,6 +78,14 @@ __all__ = ["Clock", "SQLBackend", "TimeUnit"]
 
 # Jobs one delete_finished_jobs transaction removes at most.
 DELETE_BATCH = 5_000
+# 'waiting' as a literal of the SQL. Bound as a parameter, it made SQLite
+# prepare the claim anew at every call (a value bound where a partial index's
+# WHERE is matched marks the statement stale: measured, 120 µs of a claim's
+# 140 µs of client CPU), and Postgres' generic plan of a prepared claim could
+# not use that index.
+WAITING = literal_column("'waiting'", jobs.c.state.type)
+# The INSERT of one new job (every new job's row has the same columns): its key and builder.
+_NEW_JOB_INSERT = insert_one(jobs, NEW_JOB_KEYS)
 
 
 class SQLBackend(DialectHooks):
@@ -205,7 +226,7 @@ class SQLBackend(DialectHooks):
     def create_new_job(self, job: NewJobData, *, connection: Connection | None = None) -> JobData:
         values = new_job_values(job, self._now(), "job", max_json_depth=self.max_json_depth)
         digest = values["unique_digest"]
-        key, build = insert_one(jobs, values)
+        key, build = _NEW_JOB_INSERT
         execution = self.execution
         [row] = execution.rows(
             key,
@@ -586,7 +607,8 @@ class SQLBackend(DialectHooks):
 
     def _now(self) -> datetime:
         now = self.clock()
-        check_time(now, "the backend clock's value")
+        if type(now) is not datetime or now.tzinfo is not UTC:  # the system clock's UTC needs no check
+            check_time(now, "the backend clock's value")
         return now
 
     def _job_rows(self, job_id: int, connection: Connection | None) -> list[Any]:
@@ -612,13 +634,15 @@ class SQLBackend(DialectHooks):
 
         Its LIMIT is named ``quantity``: the anonymous name SQLAlchemy would
         give it (param_1) is one a dialect's own anonymous parameter may take
-        (SQLite's OFFSET 0).
+        (SQLite's OFFSET 0). The state it picks is written in the SQL
+        (``WAITING``), not bound, so that the database can prove from the
+        statement alone that the partial claim index serves it.
         """
         c = jobs.c
         return self.lock_for_claim(
             select(c.id)
             .where(
-                c.state == "waiting",
+                c.state == WAITING,
                 c.queue == bindparam("queue_1", type_=c.queue.type),
                 c.available_at <= bindparam("available_at_1", type_=c.available_at.type),
             )

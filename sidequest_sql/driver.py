@@ -16,14 +16,21 @@ statement still reaches the engine's ``before_cursor_execute`` listeners
 (with no execution context: ``context`` is None), so logging and tracing
 keep working. ``rows_alone`` has no Connection to give them: the backend uses
 it only where nobody listens.
+
+Over an asyncio driver (the async backend, whose operations run in a
+greenlet) ``rows_alone`` awaits one coroutine that does the statement's whole
+exchange with the driver's own connection — cursor, BEGIN, statement, rows,
+commit — instead of going through SQLAlchemy's adapted cursor, which awaits
+each of those steps apart, each a switch out of the greenlet and back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.util.concurrency import await_
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Dialect
@@ -33,7 +40,9 @@ if TYPE_CHECKING:
 class DriverStatement:
     """One compiled statement: its SQL text, how to bind a call's values, how to read its rows."""
 
-    __slots__ = ("sql", "_dialect", "_alive", "_slots", "_positional", "_fixed", "_binders", "_readers", "_fetch")
+    __slots__ = (
+        "sql", "_dialect", "_alive", "_slots", "_positional", "_fixed", "_binders", "_readers", "_fetch", "_fetch_async",
+    )
 
     sql: str
 
@@ -44,11 +53,14 @@ class DriverStatement:
         schema_translate_map: Mapping[Any, str] | None = None,
         alive: Callable[[Any], bool] | None = None,
         before_send: Callable[[], None] | None = None,
+        asynchronous: bool = False,
     ) -> None:
         """``alive(dbapi_connection)`` tells, after an error, a connection that
         broke where the dialect's ``is_disconnect`` cannot (``SQLBackend.connection_alive``);
         ``before_send()`` is called just before the statement goes (after any
-        BEGIN), for a claim to say that it is under way (``claim_guard``)."""
+        BEGIN), for a claim to say that it is under way (``claim_guard``);
+        ``asynchronous``: the dialect's driver is an asyncio one, awaited from a
+        greenlet."""
         compiled: Any = statement.compile(
             dialect=dialect,
             schema_translate_map=schema_translate_map,
@@ -78,6 +90,9 @@ class DriverStatement:
         self._fetch: Send = _execute_fetching if compiled._result_columns else _execute_only
         if before_send is not None:
             self._fetch = _announced(before_send, self._fetch)
+        self._fetch_async: SendAsync | None = None
+        if asynchronous:
+            self._fetch_async = _fetching_async(bool(compiled._result_columns), before_send)
         readers = (column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns)
         self._readers: tuple[tuple[int, Callable[[Any], Any], bool], ...] = tuple(
             (i, read, _keeps_none(read)) for i, read in enumerate(readers) if read is not None
@@ -93,10 +108,9 @@ class DriverStatement:
         transaction: in the driver's autocommit, or between ``begin`` (say
         ``BEGIN IMMEDIATE``) and a commit. ``before_cursor_execute``
         listeners are not called, so use it only where there are none."""
-        send: Send = self._fetch
-        if begin is not None:
-            send = _in_transaction(begin, send, fairy.dbapi_connection)
-        return self._run(fairy, None, send, self.parameters(values))
+        if self._fetch_async is not None:
+            return self._run_async(fairy, self._fetch_async, begin, self.parameters(values))
+        return self._run(fairy, None, self._fetch, self.parameters(values), begin)
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters for a call with ``values``, each through its bind processor."""
@@ -119,36 +133,66 @@ class DriverStatement:
         return params
 
     def _run(
-        self, fairy: Any, conn: Connection | None, send: Send, args: Any
+        self, fairy: Any, conn: Connection | None, send: Send, args: Any, begin: str | None = None
     ) -> list[Sequence[Any]]:
-        """``send`` on a cursor of ``fairy`` (``conn``'s, if there is a Connection around it)."""
+        """``send`` on a cursor of ``fairy`` (``conn``'s, if there is a Connection
+        around it); after ``begin`` and before a commit, or a rollback if anything
+        fails, if ``begin`` is given."""
         sql = self.sql
-        cursor = fairy.dbapi_connection.cursor()
+        dbapi_connection = fairy.dbapi_connection
+        cursor = dbapi_connection.cursor()
         try:
             if conn is not None:
                 listeners = conn.dispatch.before_cursor_execute
                 if listeners:
                     for listener in listeners:
                         sql, args = listener(conn, cursor, sql, args, None, False)
-            fetched = send(cursor, sql, args)
+            if begin is None:
+                fetched = send(cursor, sql, args)
+            else:
+                cursor.execute(begin)
+                try:
+                    fetched = send(cursor, sql, args)
+                    dbapi_connection.commit()
+                except BaseException:
+                    try:
+                        dbapi_connection.rollback()
+                    except Exception:  # a broken connection: the original error tells why
+                        pass
+                    raise
         except self._dialect.loaded_dbapi.Error as exc:
-            dbapi_connection = fairy.dbapi_connection
-            disconnect = self._dialect.is_disconnect(exc, dbapi_connection, cursor) or (
-                self._alive is not None and not self._alive(dbapi_connection)
-            )
-            if disconnect:
-                (fairy if conn is None else conn).invalidate(exc)
-            raise DBAPIError.instance(
-                sql,
-                args,
-                exc,
-                self._dialect.loaded_dbapi.Error,
-                connection_invalidated=disconnect,
-                dialect=self._dialect,
-            ) from exc
+            raise self._failed(exc, fairy, conn, cursor, args) from exc
         finally:
             cursor.close()
         return self.decode(fetched)
+
+    def _run_async(self, fairy: Any, send: SendAsync, begin: str | None, args: Any) -> list[Sequence[Any]]:
+        """``_run`` over an asyncio driver, from a greenlet: one await of ``send``
+        on the driver's own connection (``fairy``'s), in a transaction from
+        ``begin`` to a commit if ``begin`` is given."""
+        connection = fairy.dbapi_connection.driver_connection
+        try:
+            fetched = await_(send(connection, self.sql, args, begin))
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise self._failed(exc, fairy, None, None, args) from exc
+        return self.decode(fetched)
+
+    def _failed(self, exc: Any, fairy: Any, conn: Connection | None, cursor: Any, args: Any) -> BaseException:
+        """The ``DBAPIError`` for a driver error; a connection that broke is invalidated."""
+        dbapi_connection = fairy.dbapi_connection
+        disconnect = self._dialect.is_disconnect(exc, dbapi_connection, cursor) or (
+            self._alive is not None and not self._alive(dbapi_connection)
+        )
+        if disconnect:
+            (fairy if conn is None else conn).invalidate(exc)
+        return DBAPIError.instance(
+            self.sql,
+            args,
+            exc,
+            self._dialect.loaded_dbapi.Error,
+            connection_invalidated=disconnect,
+            dialect=self._dialect,
+        )
 
     def decode(self, fetched: list[Sequence[Any]]) -> list[Sequence[Any]]:
         """The driver's rows read as SQLAlchemy reads them (each column's result processor)."""
@@ -190,7 +234,7 @@ def _execute_only(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
 
 
 def _announced(before_send: Callable[[], None], send: Send) -> Send:
-    """``send``, calling ``before_send`` first (after any BEGIN: ``_in_transaction`` wraps this)."""
+    """``send``, calling ``before_send`` first (after any BEGIN)."""
 
     def announced(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
         before_send()
@@ -199,25 +243,43 @@ def _announced(before_send: Callable[[], None], send: Send) -> Send:
     return announced
 
 
-def _in_transaction(begin: str, send: Send, dbapi_connection: Any) -> Send:
-    """``send`` after ``begin``, committed, or rolled back if anything fails."""
-
-    def send_in_transaction(cursor: Any, sql: str, args: Any) -> list[Sequence[Any]]:
-        cursor.execute(begin)
-        try:
-            rows = send(cursor, sql, args)
-            dbapi_connection.commit()
-        except BaseException:
-            try:
-                dbapi_connection.rollback()
-            except Exception:  # a broken connection: the original error tells why
-                pass
-            raise
-        return rows
-
-    return send_in_transaction
-
-
 Send = Callable[[Any, str, Any], list[Sequence[Any]]]
 """``(cursor, sql, args)`` to the rows: how a statement is sent on a cursor."""
+
+SendAsync = Callable[[Any, str, Any, "str | None"], Awaitable[list[Sequence[Any]]]]
+"""``(driver connection, sql, args, begin)`` to the rows, over an asyncio driver."""
+
+
+def _fetching_async(fetch: bool, before_send: Callable[[], None] | None) -> SendAsync:
+    """The statement's exchange with an asyncio driver's connection (psycopg's
+    ``AsyncConnection``, aiosqlite's ``Connection``), as one coroutine: a
+    cursor, ``begin`` if given, ``before_send()``, the statement, its rows
+    if ``fetch``, the commit; rolled back if anything fails."""
+
+    async def send(connection: Any, sql: str, args: Any, begin: str | None) -> list[Sequence[Any]]:
+        cursor = connection.cursor()
+        if hasattr(cursor, "__await__"):  # aiosqlite opens cursors in its thread
+            cursor = await cursor
+        try:
+            if begin is not None:
+                await cursor.execute(begin)
+            try:
+                if before_send is not None:
+                    before_send()
+                await cursor.execute(sql, args)
+                rows = list(await cursor.fetchall()) if fetch else []
+                if begin is not None:
+                    await connection.commit()
+            except BaseException:
+                if begin is not None:
+                    try:
+                        await connection.rollback()
+                    except Exception:  # a broken connection: the original error tells why
+                        pass
+                raise
+        finally:
+            await cursor.close()
+        return rows
+
+    return send
 

@@ -18,7 +18,7 @@ run twice when retried carries a ``unique_digest``.
 
 Bad arguments raise the builtin ValueError or TypeError instead, before
 anything is written. Database errors are translated where they cross into the
-backend (``SQLBackend._translating``), always chained with ``from``.
+backend (``execution.Execution.translating``), always chained with ``from``.
 """
 
 from __future__ import annotations

@@ -140,10 +140,14 @@ class Execution:
         self, key: Hashable, build: Callable[[], Any], before_send: Callable[[], None] | None = None
     ) -> DriverStatement:
         """The statement ``build()`` makes, compiled for the backend's dialect once."""
+        compiled: DriverStatement | None = self._statements.get(("driver", key))
+        if compiled is not None:
+            return compiled
         return self.statement(
             ("driver", key),
             lambda: DriverStatement(
-                build(), self.engine.dialect, self.schema_map, self.hooks.connection_alive, before_send
+                build(), self.engine.dialect, self.schema_map, self.hooks.connection_alive, before_send,
+                asynchronous=self.async_engine is not None,
             ),
         )
 
@@ -255,13 +259,15 @@ class Execution:
         autocommit instead. A write whose connection breaks is not run again:
         it may have been applied. ``duplicate_job`` and ``duplicate_queue``
         are the messages of the errors a violated unique key becomes; given
-        one, work that joins a caller's transaction where errors abort
-        transactions runs in a savepoint, so that the error leaves it usable.
+        one, work that joins a caller's transaction runs in a savepoint where
+        errors abort transactions, so that the error leaves it usable, and
+        where it is several statements, so that one that fails takes those
+        before it back with it (all or nothing, as in a transaction of ours).
         """
         if connection is not None:
             conflicts = duplicate_job is not None or duplicate_queue is not None
             with self.joined(connection, duplicate_job, duplicate_queue):
-                if conflicts and self.hooks.errors_abort_transactions:
+                if conflicts and (self.hooks.errors_abort_transactions or not one_statement):
                     with connection.begin_nested():
                         return work(connection)
                 return work(connection)
@@ -372,14 +378,15 @@ class Execution:
                 fairy, keepable = self.idle.take()
             except (engine.dialect.loaded_dbapi.Error, DBAPIError, InvalidRequestError) as exc:
                 raise unavailable(self.url, exc) from exc
-            done = False
             try:
-                with self.translating(duplicate_job):
-                    rows = self.driver_statement(key, build, before_send).rows_alone(fairy, values, begin)
-                done = True
-                return rows
-            finally:
-                self.idle.give_back(fairy, keep=keepable and done)
+                rows = self.driver_statement(key, build, before_send).rows_alone(fairy, values, begin)
+            except BaseException as exc:
+                self.idle.give_back(fairy, keep=False)
+                if isinstance(exc, DBAPIError):
+                    self.raise_translated(exc, duplicate_job)
+                raise
+            self.idle.give_back(fairy, keep=keepable)
+            return rows
 
         return self._attempts(once, write=write)
 
@@ -430,14 +437,16 @@ class Execution:
 
     # -- errors --------------------------------------------------------------------------
 
-    @contextmanager
-    def translating(self, duplicate_job: str | None = None, duplicate_queue: str | None = None) -> Iterator[None]:
-        try:
-            yield
-        except DBAPIError as exc:
-            ours = self.translated(exc, duplicate_job, duplicate_queue)
-            if ours is exc:
-                raise
+    def translating(self, duplicate_job: str | None = None, duplicate_queue: str | None = None) -> Translating:
+        """A context in which database errors become the library's own (``translated``)."""
+        return Translating(self, duplicate_job, duplicate_queue)
+
+    def raise_translated(
+        self, exc: DBAPIError, duplicate_job: str | None = None, duplicate_queue: str | None = None
+    ) -> None:
+        """Raise the library's own error for ``exc`` from it, where it has one; else return."""
+        ours = self.translated(exc, duplicate_job, duplicate_queue)
+        if ours is not exc:
             raise ours from exc
 
     def translated(
@@ -551,6 +560,26 @@ class Execution:
         stmt = self.statement(("read_back", table.name), lambda: select(table).where(table.c.id.in_(ids_bind(table))))
         found = {row[0]: row for row in conn.execute(stmt, {"id_1": ids})}  # id is the first column
         return [found[i] for i in ids if i in found]
+
+
+class Translating:
+    """``Execution.translating``: ``raise ours from exc`` for a database error
+    that has an error of ours. A plain class rather than ``@contextmanager``,
+    whose generator costs each operation more than the rest of this layer."""
+
+    __slots__ = ("_execution", "_duplicate_job", "_duplicate_queue")
+
+    def __init__(self, execution: Execution, duplicate_job: str | None, duplicate_queue: str | None) -> None:
+        self._execution = execution
+        self._duplicate_job = duplicate_job
+        self._duplicate_queue = duplicate_queue
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> None:
+        if isinstance(exc, DBAPIError):
+            self._execution.raise_translated(exc, self._duplicate_job, self._duplicate_queue)
 
 
 def _same_driver(dialect: Dialect, ours: Dialect) -> bool:

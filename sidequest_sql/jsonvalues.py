@@ -98,11 +98,17 @@ def _plainly_fine(item: Any) -> bool:
 
 
 _PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
+# One encoder for every document: json.dumps builds a new one for each call
+# given options.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _normalised(value: Any) -> Any:
-    if type(value) in _PLAIN_SCALARS:
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
         return value
+    if kind is list and all(type(item) in _PLAIN_SCALARS for item in value):
+        return value  # a flat list of plain scalars: nothing to normalise, as most args are
     if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
         return int(value)
     if isinstance(value, list):
@@ -114,9 +120,7 @@ def _normalised(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """The canonical text of a JSON value (see the module docstring)."""
-    return json.dumps(
-        _normalised(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _ENCODER.encode(_normalised(value))
 
 
 loads = json.loads

@@ -56,3 +56,11 @@ def new_job_values(job: NewJobData, now: datetime, argument: str, *, max_json_de
     check_changes(JOB_FIELDS, given, "job", max_json_depth=max_json_depth)
     # What the backend sets itself needs no check (``now`` had its own).
     return {**given, "state": "waiting", "attempt": 0, "inserted_at": now}
+
+
+# The keys of every row ``new_job_values`` makes.
+NEW_JOB_KEYS = (
+    "queue", "script", "job_class", "args", "constructor_args", "timeout", "max_attempts", "available_at",
+    "unique_digest", "uniqueness_config", "retry_delay", "backoff_strategy", "priority", "state", "attempt",
+    "inserted_at",
+)

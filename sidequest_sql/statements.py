@@ -45,8 +45,9 @@ def select_by_id(table: Table) -> Select[Any]:
     return select(table).where(table.c.id == id_bind(table))
 
 
-def insert_one(table: Table, values: Mapping[str, Any]) -> tuple[Hashable, Callable[[], Insert]]:
-    """The cache key and builder of the INSERT … RETURNING of one row with these keys."""
+def insert_one(table: Table, values: Iterable[str]) -> tuple[Hashable, Callable[[], Insert]]:
+    """The cache key and builder of the INSERT … RETURNING of one row with these keys
+    (a row's values, or their keys)."""
     keys = frozenset(values)
     return ("insert_returning", table.name, keys), lambda: insert(table).values(binds(table, keys)).returning(*table.c)
 
