@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidequest_sql import NewJobData
+from sidequest_sql.hooks import DialectHooks
 from sidequest_sql.jsonvalues import dumps
 from sidequest_sql.rows import NEW_JOB_KEYS, new_job_values
 
@@ -26,7 +27,7 @@ NOW = datetime(2030, 1, 15, 12, 30, 45, 123456, tzinfo=UTC)
     ],
 )
 def test_every_new_job_row_has_the_keys_its_insert_is_built_for(job: NewJobData) -> None:
-    assert tuple(new_job_values(job, NOW, "job")) == NEW_JOB_KEYS
+    assert tuple(new_job_values(job, NOW, "job", max_json_depth=DialectHooks.max_json_depth)) == NEW_JOB_KEYS
 
 
 @given(st.recursive(
