@@ -20,7 +20,7 @@ from .errors import (
     SidequestError,
     UnsupportedDatabaseError,
 )
-from .records import JobCounts, JobCountsAt, JobData, JobState, NewJobData, QueueConfig
+from .records import JobCounts, JobCountsAt, JobData, JobState, JobTransition, NewJobData, QueueConfig
 from .registry import create_async_backend, create_backend, register_dialect
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "JobData",
     "JobNotFoundError",
     "JobState",
+    "JobTransition",
     "NewJobData",
     "QueueConfig",
     "QueueNotFoundError",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .jsonvalues import check_json_fully, check_storable_text, plain_json
-from .records import JOB_STATES, QUEUE_STATES
+from .records import JOB_STATES, QUEUE_STATES, JobTransition
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -197,3 +197,19 @@ def check_like_pattern(pattern: Any, name: str) -> None:
     trailing = len(pattern) - len(pattern.rstrip("\\"))
     if trailing % 2:
         raise ValueError(f"{name} ends with a lone backslash; write '\\\\' for a literal one")
+
+
+def check_transition(item: Any, name: str) -> None:
+    """A ``JobTransition``: a job id, a state to expect, fields to change that are fields."""
+    if not isinstance(item, JobTransition):
+        raise TypeError(f"{name} must be a JobTransition, not {type(item).__name__}")
+    check_bigint(item.job_id, f"{name}.job_id")
+    if item.expect_state not in JOB_STATES:
+        raise ValueError(f"{name}.expect_state must be one of {', '.join(JOB_STATES)}; got {item.expect_state!r}")
+    if item.expect_claimed_by is not None:
+        check_text(item.expect_claimed_by, f"{name}.expect_claimed_by", max_length=255)
+    if item.expect_attempt is not None:
+        check_int(item.expect_attempt, f"{name}.expect_attempt")
+    if not isinstance(item.changes, Mapping):
+        raise TypeError(f"{name}.changes must be a mapping of field names to values")
+    check_changes(JOB_FIELDS, item.changes, "job")
