@@ -17,6 +17,8 @@ Modules, one job each:
 - ``fill``: fast bulk fill of waiting and finished rows in SQL;
 - ``checks``: exact-once accounting;
 - ``report``: the table and the JSON file.
+- ``drain``: ``python -m bench.drain``, worker processes draining no-op jobs,
+  beside pgqueuer and procrastinate (``drain_jobs`` holds the job);
 - ``soak``: ``python -m bench.soak``, a bounded soak run with exact-once
   accounting (``docs/reliability.md``).
 """

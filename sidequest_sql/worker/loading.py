@@ -10,6 +10,7 @@ fails at once: running it again cannot help).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -52,30 +53,55 @@ def find(script: str, name: str) -> Any:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What ``find`` found, with the signatures a call is checked against (worked out once)."""
+
+    target: Any
+    is_job_class: bool
+    constructor: inspect.Signature | None
+    run: inspect.Signature | None
+    asynchronous: bool
+
+
+@functools.lru_cache(maxsize=1024)
+def _target(script: str, name: str) -> _Target:
+    target = find(script, name)
+    if isinstance(target, type) and issubclass(target, Job):
+        run = target.run
+        return _Target(target, True, _signature(target), _signature(run), inspect.iscoroutinefunction(run))
+    if inspect.isfunction(target) or inspect.isbuiltin(target):
+        return _Target(target, False, None, _signature(target), inspect.iscoroutinefunction(target))
+    raise LoadError(
+        f"{script}.{name} is neither a sidequest_sql.Job subclass nor a function (it is {type(target).__name__})"
+    )
+
+
 def prepare(job: JobData) -> Prepared:
     """The call that runs ``job``, with its arguments checked against the signature."""
-    target = find(job.script, job.job_class)
+    found = _target(job.script, job.job_class)
     args = _arguments(job.args, "args", job)
-    if isinstance(target, type) and issubclass(target, Job):
-        constructor_args = _arguments(job.constructor_args, "constructor_args", job)
-        _check_fits(target, constructor_args, f"{job.job_class}(*constructor_args)", job)
-        try:
-            instance = target(*constructor_args)
-        except Exception as exc:
-            raise MalformedJob(
-                f"{job.job_class}(*constructor_args) raised {type(exc).__name__}: {exc}"
-            ) from exc
-        instance.job = job
-        function: Callable[..., Any] = instance.run
-    elif inspect.isfunction(target) or inspect.isbuiltin(target):
-        function = target
-    else:
-        raise LoadError(
-            f"{job.script}.{job.job_class} is neither a sidequest_sql.Job subclass nor a function "
-            f"(it is {type(target).__name__})"
-        )
-    _check_fits(function, args, f"{job.job_class}.run(*args)" if function is not target else f"{job.job_class}(*args)", job)
-    return Prepared(lambda: function(*args), inspect.iscoroutinefunction(function))
+    if not found.is_job_class:
+        _check_fits(found.run, args, f"{job.job_class}(*args)", job)
+        function = found.target
+        return Prepared(lambda: function(*args), found.asynchronous)
+    constructor_args = _arguments(job.constructor_args, "constructor_args", job)
+    _check_fits(found.constructor, constructor_args, f"{job.job_class}(*constructor_args)", job)
+    _check_fits(found.run, [None, *args], f"{job.job_class}.run(*args)", job, given=len(args))
+    try:
+        instance = found.target(*constructor_args)
+    except Exception as exc:
+        raise MalformedJob(f"{job.job_class}(*constructor_args) raised {type(exc).__name__}: {exc}") from exc
+    instance.job = job
+    run = instance.run
+    return Prepared(lambda: run(*args), found.asynchronous)
+
+
+def _signature(function: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None  # no signature to check (some builtins): the call itself will tell
 
 
 def _arguments(value: Any, field: str, job: JobData) -> list[Any]:
@@ -84,12 +110,13 @@ def _arguments(value: Any, field: str, job: JobData) -> list[Any]:
     return value
 
 
-def _check_fits(function: Any, args: list[Any], call: str, job: JobData) -> None:
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return  # no signature to check (some builtins): the call itself will tell
+def _check_fits(
+    signature: inspect.Signature | None, args: list[Any], call: str, job: JobData, given: int | None = None
+) -> None:
+    if signature is None:
+        return
     try:
         signature.bind(*args)
     except TypeError as exc:
-        raise MalformedJob(f"job {job.id}: {call} does not fit {len(args)} argument(s) {args!r}: {exc}") from exc
+        shown = args if given is None else args[len(args) - given :]
+        raise MalformedJob(f"job {job.id}: {call} does not fit {len(shown)} argument(s) {shown!r}: {exc}") from exc
