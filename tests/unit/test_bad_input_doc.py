@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import sidequest_sql as sq
-from sidequest_sql import NewJobData, registry
+from sidequest_sql import JobTransition, NewJobData, registry  # noqa: F401  (used by the calls of the table)
 from sidequest_sql.testing.clock import ManualClock
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "bad-input.md"
@@ -89,6 +89,11 @@ SECTIONS: dict[str, list[str]] = {
         "update_job(waiting.id, result=math.nan)",
         'update_job(waiting.id, unique_digest="held")',
         'update_job(2**40, state="running")',
+        'transition_jobs(JobTransition(waiting.id, "waiting", {"state": "claimed"}))',
+        'transition_jobs([JobTransition(waiting.id, "done", {"state": "claimed"})])',
+        'transition_jobs([JobTransition(waiting.id, "waiting", {"class": "Other"})])',
+        'transition_jobs([JobTransition(waiting.id, "waiting", {"state": "claimed"}, expect_attempt="0")])',
+        'transition_jobs([JobTransition(waiting.id, "waiting", {"state": "claimed"})] * 2)',
     ],
     "Listing, statistics, cleanup": [
         "list_jobs(limit=-1)",
