@@ -387,41 +387,57 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=50, help="the sidequest worker's slots per process")
     p.add_argument("--sides", default="sidequest,pgqueuer,procrastinate,sqlite")
     p.add_argument("--sqlite", help="the SQLite file of the sqlite side (default: a temporary one)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each side, in rotating order; the median is kept")
     p.add_argument("--json", help="write the figures to this file")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    results: dict[str, Result] = {}
+    sides = args.sides.split(",")
+    runs: dict[str, list[Result]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as scratch:
-        for side in args.sides.split(","):
-            if side == "sqlite":
-                url, schema = f"sqlite:///{args.sqlite or os.path.join(scratch, 'drain.sqlite')}", None
-            else:
-                url, schema = args.url, SCHEMAS[side]
-            print(f"{side}: draining {args.jobs} jobs with {args.processes} processes…", file=sys.stderr, flush=True)
-            result = results[side] = run_side(side, url, schema, args.jobs, args.processes, args.concurrency)
-            print(f"{side}: {result.rate:,.0f} jobs/s", file=sys.stderr, flush=True)
-    print(report(results, args))
+        for repeat in range(args.repeat):
+            # Each round in another order, so that no side always runs first (or after the same one).
+            for side in sides[repeat % len(sides):] + sides[: repeat % len(sides)]:
+                if side == "sqlite":
+                    url, schema = f"sqlite:///{args.sqlite or os.path.join(scratch, 'drain.sqlite')}", None
+                else:
+                    url, schema = args.url, SCHEMAS[side]
+                print(f"{side}: draining {args.jobs} jobs with {args.processes} processes…", file=sys.stderr, flush=True)
+                result = run_side(side, url, schema, args.jobs, args.processes, args.concurrency)
+                runs[side].append(result)
+                print(f"{side}: {result.rate:,.0f} jobs/s", file=sys.stderr, flush=True)
+    results = {side: median_run(side_runs) for side, side_runs in runs.items()}
+    print(report(results, runs, args))
     if args.json:
         with open(args.json, "w") as file:
             json.dump({side: {"jobs": r.jobs, "seconds": r.seconds, "jobs_per_s": r.rate, "p50_ms": r.percentile(50),
-                              "p99_ms": r.percentile(99), "problems": r.problems} for side, r in results.items()},
-                      file, indent=2)  # fmt: skip
-    return 1 if any(result.problems for result in results.values()) else 0
+                              "p99_ms": r.percentile(99), "problems": r.problems,
+                              "runs_jobs_per_s": [run.rate for run in runs[side]]}
+                       for side, r in results.items()}, file, indent=2)  # fmt: skip
+    return 1 if any(run.problems for side_runs in runs.values() for run in side_runs) else 0
 
 
-def report(results: dict[str, Result], args: argparse.Namespace) -> str:
+def median_run(runs: list[Result]) -> Result:
+    """The run of median rate (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda run: run.rate)[(len(runs) - 1) // 2]
+
+
+def report(results: dict[str, Result], runs: dict[str, list[Result]], args: argparse.Namespace) -> str:
     lines = [
-        f"Drain of {args.jobs} no-op jobs by {args.processes} worker processes (sidequest: {args.concurrency} slots each)",
+        f"Drain of {args.jobs} no-op jobs by {args.processes} worker processes (sidequest: {args.concurrency} slots "
+        f"each); the median of {args.repeat} run(s) per side",
         "",
-        "| side | jobs/s | seconds | enqueue→start p50 ms | p99 ms | exactly once |",
-        "|---|---:|---:|---:|---:|---|",
+        "| side | jobs/s | seconds | enqueue→start p50 ms | p99 ms | every run's jobs/s | exactly once |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for side, r in results.items():
-        once = "yes" if not r.problems else "NO: " + "; ".join(r.problems)
-        lines.append(f"| {side} | {r.rate:,.0f} | {r.seconds:.2f} | {r.percentile(50):,.0f} | {r.percentile(99):,.0f} | {once} |")
+        problems = [problem for run in runs[side] for problem in run.problems]
+        once = "yes" if not problems else "NO: " + "; ".join(problems)
+        every = ", ".join(f"{run.rate:,.0f}" for run in runs[side])
+        lines.append(f"| {side} | {r.rate:,.0f} | {r.seconds:.2f} | {r.percentile(50):,.0f} | {r.percentile(99):,.0f} "
+                     f"| {every} | {once} |")  # fmt: skip
     ours = results.get("sidequest")
     if ours is not None:
         lines.append("")

@@ -42,16 +42,22 @@ def draw_jitter() -> float:
 
 
 def error_entry(job: JobData, name: str | None, message: str, stack: str | None = None) -> dict[str, Any]:
-    """One entry of a job's ``errors``, for the attempt it is on."""
-    entry: dict[str, Any] = {"name": name, "message": message}
+    """One entry of a job's ``errors``, for the attempt it is on (its text made storable)."""
+    entry: dict[str, Any] = {"name": name, "message": storable(message)}
     if stack is not None:
-        entry["stack"] = stack
+        entry["stack"] = storable(stack)
     entry.update(
         attempt=job.attempt,
         attempted_at=job.attempted_at.isoformat() if job.attempted_at else None,
         attempt_by=job.claimed_by,
     )
     return entry
+
+
+def storable(text: str) -> str:
+    """``text`` with what no database stores (NUL, lone surrogates) written as escapes:
+    an exception's message is whatever the job put in it."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def with_error(job: JobData, entry: dict[str, Any]) -> list[Any]:

@@ -147,6 +147,7 @@ class Worker:
         self._maybe_more: dict[str, bool] = dict.fromkeys(self.queues, True)
         self._running: dict[int, _Run] = {}
         self._pending: list[tuple[_Run, Outcome]] = []
+        self._last_write: asyncio.Future[list[JobData | None]] | None = None
         self._wake = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         self._stopping = self._stop_requested
@@ -279,6 +280,8 @@ class Worker:
             await self._give_back(jobs)
             return
         self._busy[queue] += len(jobs)
+        if self._last_write is not None:
+            await asyncio.wait([self._last_write])  # the jobs whose slots these take are written as ended
         now = self._store.now()
         changes = [
             JobTransition(job.id, "claimed", transitions.started(job, now),
@@ -315,7 +318,7 @@ class Worker:
 
     async def _run_prepared(self, run: _Run, prepared: loading.Prepared) -> Outcome:
         job = run.job
-        timeout = None if job.timeout is None else max(job.timeout, 0) / 1000
+        timeout = job.timeout / 1000 if job.timeout and job.timeout > 0 else None  # 0: none, as in Sidequest
         if prepared.asynchronous:
             scope = asyncio.timeout(timeout)
             try:
@@ -347,7 +350,13 @@ class Worker:
     # -- writing outcomes --------------------------------------------------------------
 
     async def _write_outcomes(self) -> None:
-        """Write the outcomes that piled up since the last write, in one checked write each time."""
+        """Write the outcomes that piled up since the last write, in one checked write each time.
+
+        The jobs' slots are freed as the write is sent, so that the next claim
+        overlaps it; the start of the jobs that claim takes waits for the write
+        to be done (``_start``), so the store never shows more running than the
+        concurrency.
+        """
         while True:
             await self._outcome_ready.wait()
             self._outcome_ready.clear()
@@ -358,26 +367,41 @@ class Worker:
                                   expect_claimed_by=run.job.claimed_by, expect_attempt=run.job.attempt)
                     for run, outcome in batch
                 ]  # fmt: skip
-                written = await self._write(changes)
+                writing = self._last_write = asyncio.ensure_future(self._write_outcome_batch(changes))
+                for run, _ in batch:
+                    self._free_slot(run)
+                written = await writing
                 for (run, outcome), job in zip(batch, written):
                     self._ended(run, outcome, job)
             if self._closing and not self._pending:
                 return
 
+    async def _write_outcome_batch(self, changes: list[JobTransition]) -> list[JobData | None]:
+        try:
+            return await self._write(changes)
+        except Exception:
+            # Not the database being away (that is retried): these jobs stay running in
+            # the store, and stale release runs them again.
+            log.exception("writing the outcomes of %d job(s) failed", len(changes))
+            return [None] * len(changes)
+
     def _ended(self, run: _Run, outcome: Outcome, job: JobData | None) -> None:
         del self._running[run.job.id]
         self.stats.running = len(self._running)
+        if self.burst and not self._running:
+            self._wake.set()
         if job is None:
             self.stats.lost += 1
             log.warning("job %d %s: %s, but it had changed meanwhile (canceled or released): not recorded",
                         run.job.id, run.job.job_class, outcome.kind)  # fmt: skip
-        else:
-            self.stats.count(outcome.kind)
-            if outcome.kind == "completed":
-                if log.isEnabledFor(logging.INFO):
-                    log.info("job %d %s completed", job.id, job.job_class)
-            else:
-                log.warning("job %d %s %s: %s", job.id, job.job_class, outcome.kind, outcome.detail)
+            return
+        self.stats.count(outcome.kind)
+        if outcome.kind != "completed":
+            log.warning("job %d %s %s: %s", job.id, job.job_class, outcome.kind, outcome.detail)
+        elif log.isEnabledFor(logging.INFO):
+            log.info("job %d %s completed", job.id, job.job_class)
+
+    def _free_slot(self, run: _Run) -> None:
         thread = run.thread
         if thread is not None and not thread.result.done():
             # Stopped at its time-out but not yet ended: its slot waits for its thread.
@@ -387,7 +411,7 @@ class Worker:
 
     def _release(self, queue: str) -> None:
         self._busy[queue] -= 1
-        if self._maybe_more.get(queue, True) or (self.burst and not self._running):
+        if self._maybe_more.get(queue, True):
             self._wake.set()
 
     async def _write(self, changes: list[JobTransition]) -> list[JobData | None]:

@@ -43,9 +43,6 @@ class Store:
     def now(self) -> datetime:
         return self.backend.clock()
 
-    def has(self, operation: str) -> bool:
-        return callable(getattr(self.backend, operation, None))
-
     async def call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         """``backend.operation(*args, **kwargs)``, run to its end even if the caller is cancelled."""
         method = getattr(self.backend, operation)

@@ -72,6 +72,14 @@ class TestOutcomes:
         assert entry["attempt"] == 1 and entry["attempt_by"] == "w1"
         assert entry["attempted_at"] == job.attempted_at.isoformat()  # type: ignore[union-attr]
 
+    def test_an_error_whose_text_no_database_stores_is_escaped(self) -> None:
+        from sidequest_sql.jsonvalues import check_json
+
+        outcome = outcomes.raised(running_job(), ValueError("bad \x00 byte and \ud800"), NOW)
+        entry = outcome.changes["errors"][-1]
+        assert entry["message"] == "bad \\x00 byte and \\ud800"
+        check_json(outcome.changes["errors"], "errors")
+
     def test_the_last_attempt_fails(self) -> None:
         outcome = outcomes.raised(running_job(attempt=3), ValueError("x"), NOW)
         assert outcome.kind == "failed" and outcome.changes["failed_at"] == NOW
