@@ -45,7 +45,7 @@ from .hooks import DialectHooks
 from .records import FINISHED_STATES, JobCounts, JobCountsAt, JobData, JobTransition, NewJobData, QueueConfig
 from .rows import counts_fields, job_from_row, new_job_values, queue_from_row
 from .schema import jobs, queues
-from .statements import binds, finished_moment, insert_one, per_row, select_by_id, update_one
+from .statements import binds, finished_moment, ids_bind, insert_one, per_row, same_for_all, select_by_id, update_one
 from .times import UNIT_STEPS, Clock, TimeUnit, before, system_clock, truncate_time
 
 if TYPE_CHECKING:
@@ -343,17 +343,36 @@ class SQLBackend(DialectHooks):
         first = chunk[0]
         c = jobs.c
         ids = [item.job_id for item in chunk]
-        where = [c.id.in_(ids), c.state == first.expect_state]
-        if first.expect_claimed_by is not None:
-            where.append(c.claimed_by == first.expect_claimed_by)
-        if first.expect_attempt is not None:
-            where.append(c.attempt == first.expect_attempt)
+        claimed_by, attempt = first.expect_claimed_by is not None, first.expect_attempt is not None
+        expected: dict[str, Any] = {"id_1": ids, "expect_state": first.expect_state}
+        if claimed_by:
+            expected["expect_claimed_by"] = first.expect_claimed_by
+        if attempt:
+            expected["expect_attempt"] = first.expect_attempt
+
+        def where() -> list[Any]:
+            conditions = [c.id.in_(ids_bind(jobs)), c.state == bindparam("expect_state", type_=c.state.type)]
+            if claimed_by:
+                conditions.append(c.claimed_by == bindparam("expect_claimed_by", type_=c.claimed_by.type))
+            if attempt:
+                conditions.append(c.attempt == bindparam("expect_attempt", type_=c.attempt.type))
+            return conditions
+
         if not first.changes:
-            return list(conn.execute(select(jobs).where(*where)))
-        values = {key: per_row(jobs, key, ids, [item.changes[key] for item in chunk]) for key in first.changes}
+            return list(conn.execute(select(jobs).where(*where()), expected))
+        keys = sorted(first.changes)
+        per_job = {key: [item.changes[key] for item in chunk] for key in keys}
+        if conn.dialect.update_returning and all(same_for_all(values) for values in per_job.values()):
+            # The same values for every job (starts, most outcomes): a statement built once.
+            def build() -> Update:
+                return update(jobs).where(*where()).values(binds(jobs, keys)).returning(*c)
+
+            stmt = self.execution.statement(("transition", claimed_by, attempt, tuple(keys)), build)
+            return list(conn.execute(stmt, {**expected, **first.changes}))
+        values = {key: per_row(jobs, key, ids, per_job[key]) for key in keys}
         if conn.dialect.update_returning:
-            return list(conn.execute(update(jobs).where(*where).values(values).returning(*c)))
-        held = list(conn.scalars(select(c.id).where(*where).with_for_update()))
+            return list(conn.execute(update(jobs).where(*where()).values(values).returning(*c), expected))
+        held = list(conn.scalars(select(c.id).where(*where()).with_for_update(), expected))
         if held:
             conn.execute(update(jobs).where(c.id.in_(held)).values(values))
         return self.execution.read_back(conn, jobs, held)

@@ -69,13 +69,18 @@ def finished_moment() -> ColumnElement[datetime]:
     return type_coerce(counted_at(), Timestamp())
 
 
+def same_for_all(values: list[Any]) -> bool:
+    """Whether every row gets the same value (then one bind serves them all)."""
+    first = values[0]
+    return all(value is first or (type(value) is type(first) and _plain(value) and value == first) for value in values)
+
+
 def per_row(table: Table, key: str, ids: list[int], values: list[Any]) -> Any:
     """The value of column ``key`` for the rows ``ids``: one bind when every row gets the
     same, else a ``CASE`` on the id (how one statement sets a different result per job)."""
     column = table.c[key]
-    first = values[0]
-    if all(value is first or (type(value) is type(first) and _plain(value) and value == first) for value in values):
-        return bindparam(None, first, type_=column.type)
+    if same_for_all(values):
+        return bindparam(None, values[0], type_=column.type)
     return case({i: bindparam(None, value, type_=column.type) for i, value in zip(ids, values)}, value=table.c.id)
 
 

@@ -54,13 +54,49 @@ def find(script: str, name: str) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class Arity:
+    """How many positional arguments a callable takes, from its signature (worked out once:
+    ``Signature.bind`` for every run cost more than the rest of a short job's overhead)."""
+
+    least: int
+    most: int | None
+    """None: any number (``*args``)."""
+    callable: bool = True
+    """False when a keyword-only parameter has no default: no positional call fits."""
+
+    @classmethod
+    def of(cls, function: Any, skip: int = 0) -> Arity | None:
+        try:
+            parameters = list(inspect.signature(function).parameters.values())[skip:]
+        except (TypeError, ValueError):
+            return None  # no signature to check (some builtins): the call itself will tell
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        least = sum(p.default is p.empty for p in positional)
+        most = None if any(p.kind == p.VAR_POSITIONAL for p in parameters) else len(positional)
+        keyword_only = any(p.kind == p.KEYWORD_ONLY and p.default is p.empty for p in parameters)
+        return cls(least, most, not keyword_only)
+
+    def fits(self, count: int) -> bool:
+        return self.callable and self.least <= count and (self.most is None or count <= self.most)
+
+    def describe(self) -> str:
+        if not self.callable:
+            return "it has keyword-only parameters without defaults"
+        if self.most is None:
+            return f"it takes at least {self.least}"
+        if self.least == self.most:
+            return f"it takes {self.least}"
+        return f"it takes {self.least} to {self.most}"
+
+
+@dataclass(frozen=True, slots=True)
 class _Target:
-    """What ``find`` found, with the signatures a call is checked against (worked out once)."""
+    """What ``find`` found, with the arities a call is checked against."""
 
     target: Any
     is_job_class: bool
-    constructor: inspect.Signature | None
-    run: inspect.Signature | None
+    constructor: Arity | None
+    run: Arity | None
     asynchronous: bool
 
 
@@ -69,9 +105,9 @@ def _target(script: str, name: str) -> _Target:
     target = find(script, name)
     if isinstance(target, type) and issubclass(target, Job):
         run = target.run
-        return _Target(target, True, _signature(target), _signature(run), inspect.iscoroutinefunction(run))
+        return _Target(target, True, Arity.of(target), Arity.of(run, skip=1), inspect.iscoroutinefunction(run))
     if inspect.isfunction(target) or inspect.isbuiltin(target):
-        return _Target(target, False, None, _signature(target), inspect.iscoroutinefunction(target))
+        return _Target(target, False, None, Arity.of(target), inspect.iscoroutinefunction(target))
     raise LoadError(
         f"{script}.{name} is neither a sidequest_sql.Job subclass nor a function (it is {type(target).__name__})"
     )
@@ -87,7 +123,7 @@ def prepare(job: JobData) -> Prepared:
         return Prepared(lambda: function(*args), found.asynchronous)
     constructor_args = _arguments(job.constructor_args, "constructor_args", job)
     _check_fits(found.constructor, constructor_args, f"{job.job_class}(*constructor_args)", job)
-    _check_fits(found.run, [None, *args], f"{job.job_class}.run(*args)", job, given=len(args))
+    _check_fits(found.run, args, f"{job.job_class}.run(*args)", job)
     try:
         instance = found.target(*constructor_args)
     except Exception as exc:
@@ -97,26 +133,12 @@ def prepare(job: JobData) -> Prepared:
     return Prepared(lambda: run(*args), found.asynchronous)
 
 
-def _signature(function: Any) -> inspect.Signature | None:
-    try:
-        return inspect.signature(function)
-    except (TypeError, ValueError):
-        return None  # no signature to check (some builtins): the call itself will tell
-
-
 def _arguments(value: Any, field: str, job: JobData) -> list[Any]:
     if not isinstance(value, list):
         raise MalformedJob(f"job {job.id}: {field} must be a JSON array, not {type(value).__name__}")
     return value
 
 
-def _check_fits(
-    signature: inspect.Signature | None, args: list[Any], call: str, job: JobData, given: int | None = None
-) -> None:
-    if signature is None:
-        return
-    try:
-        signature.bind(*args)
-    except TypeError as exc:
-        shown = args if given is None else args[len(args) - given :]
-        raise MalformedJob(f"job {job.id}: {call} does not fit {len(shown)} argument(s) {shown!r}: {exc}") from exc
+def _check_fits(arity: Arity | None, args: list[Any], call: str, job: JobData) -> None:
+    if arity is not None and not arity.fits(len(args)):
+        raise MalformedJob(f"job {job.id}: {call} does not fit {len(args)} argument(s) {args!r}: {arity.describe()}")

@@ -139,6 +139,25 @@ class TestLoading:
         assert loading.prepare(running_job(job_class="AsyncEcho")).asynchronous
 
 
+class TestArity:
+    @pytest.mark.parametrize(
+        ("function", "fits", "misfits"),
+        [
+            (lambda a, b=1: None, [1, 2], [0, 3]),
+            (lambda a, *rest: None, [1, 5], [0]),
+            (lambda *, key: None, [], [0, 1]),
+            (lambda a, *, key=1: None, [1], [0, 2]),
+        ],
+    )
+    def test_positional_calls_are_checked_as_python_would(self, function: Any, fits: list[int], misfits: list[int]) -> None:
+        arity = loading.Arity.of(function)
+        assert arity is not None
+        for count in fits:
+            assert arity.fits(count), count
+        for count in misfits:
+            assert not arity.fits(count), count
+
+
 class TestEnqueueNames:
     def test_a_job_is_named_by_its_module_and_name(self) -> None:
         import sample_jobs
