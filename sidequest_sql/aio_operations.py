@@ -156,6 +156,37 @@ class AsyncOperations:
         """
         return await self._run("transition_jobs", transitions, connection=connection)
 
+    async def transition_job(
+        self,
+        job_id: int,
+        *,
+        expect_state: str,
+        expect_claimed_by: str | None = None,
+        expect_attempt: int | None = None,
+        connection: AsyncConnection | None = None,
+        **changes: Any,
+    ) -> JobData | None:
+        """Set exactly the given fields if the job is still in ``expect_state``
+        (and, where given, still ``claimed_by`` ``expect_claimed_by`` at
+        ``attempt`` ``expect_attempt``) and return it; else return None and
+        leave the job as it is.
+
+        Unlike ``update_job`` it never overwrites a change it did not see: of
+        two writers that read the job alike (a worker completing it, a sweeper
+        releasing it as stale), only the first applies. With no changes, the
+        job if the precondition holds, else None. A missing id raises
+        ``JobNotFoundError``.
+        """
+        return await self._run(
+            "transition_job",
+            job_id,
+            expect_state=expect_state,
+            expect_claimed_by=expect_claimed_by,
+            expect_attempt=expect_attempt,
+            connection=connection,
+            **changes,
+        )
+
     async def list_jobs(
         self,
         *,

@@ -33,6 +33,7 @@ from .fields import (
     QUEUE_FIELDS,
     check_bigint,
     check_changes,
+    check_expected,
     check_int,
     check_like_pattern,
     check_queue_order,
@@ -45,7 +46,19 @@ from .hooks import DialectHooks
 from .records import FINISHED_STATES, JobCounts, JobCountsAt, JobData, JobTransition, NewJobData, QueueConfig
 from .rows import counts_fields, job_from_row, new_job_values, queue_from_row
 from .schema import jobs, queues
-from .statements import binds, finished_moment, ids_bind, insert_one, per_row, same_for_all, select_by_id, update_one
+from .statements import (
+    binds,
+    expected_values,
+    finished_moment,
+    ids_bind,
+    insert_one,
+    per_row,
+    same_for_all,
+    select_by_id,
+    select_expected,
+    update_expected,
+    update_one,
+)
 from .times import UNIT_STEPS, Clock, TimeUnit, before, system_clock, truncate_time
 
 if TYPE_CHECKING:
@@ -192,9 +205,7 @@ class SQLBackend(DialectHooks):
 
     def get_job(self, job_id: int, *, connection: Connection | None = None) -> JobData | None:
         check_bigint(job_id, "job_id")
-        rows = self.execution.rows(
-            "get_job", lambda: select_by_id(jobs), {"id_1": job_id}, write=False, connection=connection
-        )
+        rows = self._job_rows(job_id, connection)
         return job_from_row(rows[0]) if rows else None
 
     def create_new_job(self, job: NewJobData, *, connection: Connection | None = None) -> JobData:
@@ -376,6 +387,68 @@ class SQLBackend(DialectHooks):
         if held:
             conn.execute(update(jobs).where(c.id.in_(held)).values(values))
         return self.execution.read_back(conn, jobs, held)
+
+    def transition_job(
+        self,
+        job_id: int,
+        *,
+        expect_state: str,
+        expect_claimed_by: str | None = None,
+        expect_attempt: int | None = None,
+        connection: Connection | None = None,
+        **changes: Any,
+    ) -> JobData | None:
+        """Set exactly the given fields if the job is still in ``expect_state``
+        (and, where given, still ``claimed_by`` ``expect_claimed_by`` at
+        ``attempt`` ``expect_attempt``) and return it; else return None and
+        leave the job as it is.
+
+        Unlike ``update_job`` it never overwrites a change it did not see: of
+        two writers that read the job alike (a worker completing it, a sweeper
+        releasing it as stale), only the first applies. With no changes, the
+        job if the precondition holds, else None. A missing id raises
+        ``JobNotFoundError``.
+        """
+        check_bigint(job_id, "job_id")
+        expected = check_expected(expect_state, expect_claimed_by, expect_attempt)
+        check_changes(JOB_FIELDS, changes, "job")
+        execution = self.execution
+        where = {"id_1": job_id, **expected_values(expected)}
+        if not changes:
+            key, build = select_expected(jobs, expected)
+            rows = execution.rows(key, build, where, write=False, connection=connection)
+        else:
+            digest = changes.get("unique_digest")
+            key, build = update_expected(jobs, changes, expected)
+            values = {**changes, **where}
+
+            def locked_then_updated(conn: Connection) -> list[Any]:
+                # One UPDATE … RETURNING where there is one; else, in one
+                # transaction, the row locked if it still holds, then updated
+                # and read back, as a claim does.
+                if conn.dialect.update_returning:
+                    return execution.run(key, conn, build, values)
+                lock_key, build_lock = select_expected(jobs, expected, lock=True)
+                if not execution.run(lock_key, conn, build_lock, where):
+                    return []
+                return execution.update_by_ids(conn, jobs, [job_id], changes)
+
+            rows = execution.rows(
+                key,
+                build,
+                values,
+                write=True,
+                single=execution.one_statement_update(),
+                duplicate_job=None if digest is None else f"unique_digest {digest!r} is held by another job",
+                connection=connection,
+                otherwise=locked_then_updated,
+            )
+        if rows:
+            return job_from_row(rows[0])
+        # Only a miss pays for telling a job that moved on from one that never was.
+        if not self._job_rows(job_id, connection):
+            raise JobNotFoundError(f"no job has id {job_id}")
+        return None
 
     def list_jobs(
         self,
@@ -587,6 +660,12 @@ class SQLBackend(DialectHooks):
         now = self.clock()
         check_time(now, "the backend clock's value")
         return now
+
+    def _job_rows(self, job_id: int, connection: Connection | None) -> list[Any]:
+        """The row of the job ``job_id``, or none."""
+        return self.execution.rows(
+            "get_job", lambda: select_by_id(jobs), {"id_1": job_id}, write=False, connection=connection
+        )
 
     def _text_filter(self, column: ColumnElement[str], value: Any, name: str) -> ColumnElement[bool] | None:
         if value is None:

@@ -165,6 +165,21 @@ def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what:
         spec.check(value, name)
 
 
+def check_expected(state: Any, claimed_by: Any, attempt: Any) -> dict[str, Any]:
+    """The precondition of a checked transition (``expect_state``,
+    ``expect_claimed_by``, ``expect_attempt``), each checked as the field it
+    compares with; returned by field, without those given as None (not compared)."""
+    JOB_FIELDS["state"].check(state, "expect_state")
+    expected = {"state": state}
+    if claimed_by is not None:
+        JOB_FIELDS["claimed_by"].check(claimed_by, "expect_claimed_by")
+        expected["claimed_by"] = claimed_by
+    if attempt is not None:
+        JOB_FIELDS["attempt"].check(attempt, "expect_attempt")
+        expected["attempt"] = attempt
+    return expected
+
+
 # -- arguments of operations that are not fields ------------------------------------
 
 MAX_BUCKETS = 10_000

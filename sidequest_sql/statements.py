@@ -61,6 +61,46 @@ def update_one(table: Table, values: Mapping[str, Any]) -> tuple[Hashable, Calla
     return ("update_one", table.name, keys), build
 
 
+def expected_values(expected: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of a precondition (``where_expected``): each expected value as ``expect_<column>``."""
+    return {f"expect_{key}": value for key, value in expected.items()}
+
+
+def where_expected(table: Table, expected: Iterable[str]) -> list[ColumnElement[bool]]:
+    """The row ``id_1``, while each ``expected`` column still holds its ``expect_<column>`` parameter."""
+    return [
+        table.c.id == id_bind(table),
+        *(table.c[key] == bindparam(f"expect_{key}", type_=table.c[key].type) for key in expected),
+    ]
+
+
+def update_expected(
+    table: Table, values: Mapping[str, Any], expected: Iterable[str]
+) -> tuple[Hashable, Callable[[], Update]]:
+    """The cache key and builder of ``update_one`` where the row still holds
+    the ``expected`` columns' values (``where_expected``): a checked transition."""
+    keys, checked = frozenset(values), tuple(expected)
+
+    def build() -> Update:
+        return update(table).where(*where_expected(table, checked)).values(binds(table, keys)).returning(*table.c)
+
+    return ("update_expected", table.name, keys, checked), build
+
+
+def select_expected(table: Table, expected: Iterable[str], *, lock: bool = False) -> tuple[Hashable, Builder]:
+    """The cache key and builder of the SELECT of the row that ``where_expected``
+    names: every column; with ``lock``, only its id, locked until the
+    transaction ends (a checked transition where there is no ``UPDATE … RETURNING``)."""
+    checked = tuple(expected)
+
+    def build() -> Select[Any]:
+        if lock:
+            return select(table.c.id).where(*where_expected(table, checked)).with_for_update()
+        return select(table).where(*where_expected(table, checked))
+
+    return ("select_expected", table.name, checked, lock), build
+
+
 def finished_moment() -> ColumnElement[datetime]:
     """The time a job counts at: when it finished, else started, was claimed, was enqueued.
 

@@ -37,6 +37,7 @@ from sidequest_sql.fields import (
     QUEUE_FIELDS,
     check_bigint,
     check_changes,
+    check_expected,
     check_int,
     check_queue_order,
     check_text,
@@ -405,6 +406,27 @@ class ModelBackend:
             and (item.expect_claimed_by is None or job.claimed_by == item.expect_claimed_by)
             and (item.expect_attempt is None or job.attempt == item.expect_attempt)
         )
+
+    @_joining
+    def transition_job(
+        self,
+        job_id: int,
+        *,
+        expect_state: str,
+        expect_claimed_by: str | None = None,
+        expect_attempt: int | None = None,
+        connection: Any = None,
+        **changes: Any,
+    ) -> JobData | None:
+        check_bigint(job_id, "job_id")
+        expected = check_expected(expect_state, expect_claimed_by, expect_attempt)
+        check_changes(JOB_FIELDS, changes, "job")
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job has id {job_id}")
+        if any(getattr(job, name) != value for name, value in expected.items()):
+            return None
+        return self.update_job(job_id, **changes)
 
     @_joining
     def list_jobs(

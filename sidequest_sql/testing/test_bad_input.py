@@ -342,6 +342,34 @@ JOB_CASES = [
     case(lambda b, s: b.update_job(s.waiting.id, unique_digest="held"), DuplicatedJobError, "held", id="update_job-digest-held"),
     case(lambda b, s: b.update_job(2**40, state="running"), JobNotFoundError, id="update_job-missing"),
     case(lambda b, s: b.update_job(2**40, state="bogus"), ValueError, "state", id="update_job-missing-and-bad"),
+    case(lambda b, s: b.transition_job(None, expect_state="waiting"), NONE_ERROR, "job_id", id="transition-id-None"),
+    case(lambda b, s: b.transition_job(str(s.waiting.id), expect_state="waiting"), TypeError, "job_id", id="transition-id-str"),
+    case(lambda b, s: b.transition_job(BIGINT_OVER, expect_state="waiting"), ValueError, "job_id", id="transition-id-over-bigint"),
+    case(lambda b, s: b.transition_job(s.waiting.id, state="running"), TypeError, "expect_state", id="transition-expect_state-missing"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="bogus"), ValueError, "expect_state", id="transition-expect_state-unknown"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="Waiting"), ValueError, "expect_state", id="transition-expect_state-case"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="active"), ValueError, "expect_state", id="transition-expect_state-queue-state"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state=None), NONE_ERROR, "expect_state", id="transition-expect_state-None"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state=5), TypeError, "expect_state", id="transition-expect_state-int"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state=["waiting"]), TypeError, "expect_state", id="transition-expect_state-list"),
+    case(lambda b, s: b.transition_job(s.claimed.id, expect_state="claimed", expect_claimed_by=5), TypeError, "expect_claimed_by", id="transition-expect_claimed_by-int"),
+    case(lambda b, s: b.transition_job(s.claimed.id, expect_state="claimed", expect_claimed_by=b"w"), TypeError, "expect_claimed_by", id="transition-expect_claimed_by-bytes"),
+    case(lambda b, s: b.transition_job(s.claimed.id, expect_state="claimed", expect_claimed_by="w" * 256), ValueError, "expect_claimed_by", id="transition-expect_claimed_by-256"),
+    case(lambda b, s: b.transition_job(s.claimed.id, expect_state="claimed", expect_claimed_by="w\x00"), ValueError, "expect_claimed_by", id="transition-expect_claimed_by-NUL"),
+    case(lambda b, s: b.transition_job(s.running.id, expect_state="running", expect_attempt="0"), TypeError, "expect_attempt", id="transition-expect_attempt-str"),
+    case(lambda b, s: b.transition_job(s.running.id, expect_state="running", expect_attempt=False), TypeError, "expect_attempt", id="transition-expect_attempt-bool"),
+    case(lambda b, s: b.transition_job(s.running.id, expect_state="running", expect_attempt=0.0), TypeError, "expect_attempt", id="transition-expect_attempt-float"),
+    case(lambda b, s: b.transition_job(s.running.id, expect_state="running", expect_attempt=2**31), ValueError, "expect_attempt", id="transition-expect_attempt-int32"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="waiting", id=5), ValueError, "id", id="transition-id-field"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="waiting", **{"class": "X"}), ValueError, "job_class", id="transition-class"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="waiting", state="bogus"), ValueError, "state", id="transition-state-unknown"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="waiting", attempted_at=NAIVE), ValueError, "attempted_at", id="transition-attempted_at-naive"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="waiting", result=math.nan), ValueError, "result", id="transition-result-nan"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="waiting", unique_digest="held"), DuplicatedJobError, "held", id="transition-digest-held"),
+    case(lambda b, s: b.transition_job(2**40, expect_state="waiting", state="running"), JobNotFoundError, id="transition-missing"),
+    case(lambda b, s: b.transition_job(2**40, expect_state="waiting"), JobNotFoundError, id="transition-missing-no-changes"),
+    case(lambda b, s: b.transition_job(2**40, expect_state="bogus", state="running"), ValueError, "expect_state", id="transition-missing-and-bad"),
+    case(lambda b, s: b.transition_job(s.waiting.id, expect_state="completed", state="bogus"), ValueError, "state", id="transition-not-holding-and-bad"),
 ]
 # fmt: on
 
@@ -470,6 +498,10 @@ class TestBadInputIsRefused:
         assert isinstance(
             assert_refused(backend, lambda: backend.update_queue(2**40), LookupError), QueueNotFoundError
         )
+        assert isinstance(
+            assert_refused(backend, lambda: backend.transition_job(2**40, expect_state="waiting"), LookupError),
+            JobNotFoundError,
+        )
 
     def test_a_bad_job_anywhere_in_a_generator_writes_nothing(
         self, backend: SQLBackend, seeded: Seeded
@@ -556,6 +588,9 @@ def check_text_is_data(backend: SQLBackend, text: str) -> None:
     assert backend.count_jobs_by_queues()[text].waiting == 1
     updated = backend.update_job(job.id, result={text: [text]}, errors=[text], claimed_by=text)
     assert backend.get_job(job.id) == updated and updated.result == {text: [text]}
+    assert backend.transition_job(job.id, expect_state="waiting", expect_claimed_by=text) == updated
+    if text != "%":
+        assert backend.transition_job(job.id, expect_state="waiting", expect_claimed_by="%", priority=9) is None
     [claimed] = backend.claim_pending_job(text)
     assert claimed.id == job.id
     assert backend.get_job(decoy.id) == decoy

@@ -215,6 +215,10 @@ class TestEveryWriteJoinsTheTransaction:
             pytest.param(lambda b, c, ids: b.claim_pending_job("receipts", 5, connection=c), id="claim_pending_job"),
             pytest.param(lambda b, c, ids: b.update_job(ids["job"], priority=5, connection=c), id="update_job"),
             pytest.param(
+                lambda b, c, ids: b.transition_job(ids["job"], expect_state="waiting", priority=5, connection=c),
+                id="transition_job",
+            ),
+            pytest.param(
                 lambda b, c, ids: b.delete_finished_jobs(ids["cutoff"], connection=c), id="delete_finished_jobs"
             ),
             pytest.param(lambda b, c, ids: b.truncate(connection=c), id="truncate"),

@@ -11,6 +11,7 @@ The process workers are module-level functions so that ``spawn`` can import them
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 import threading
@@ -60,22 +61,23 @@ def claim_until_empty(backend: SQLBackend, quantity: int) -> list[int]:
     return claimed
 
 
-def claim_in_process(
+def work_in_process(
     make: BackendFactory,
     url: str,
     options: dict[str, Any],
     now: datetime,
     worker: str,
-    quantity: int,
+    work: Callable[[SQLBackend], list[int]],
     start: Any,
     results: Any,
 ) -> None:
-    """A claimer in its own process: its own backend from the URL, the test's "now"."""
+    """``work(backend)`` in a process of its own (a claimer, say): its own backend
+    from the URL, the test's "now"; it reports the ids ``work`` returns."""
     try:
         with make(url, clock=ManualClock(now), worker_name=worker, **options) as backend:
             backend.get_queue(QUEUE)  # connect before the start, not after
             start.wait(WAIT_S)
-            results.put((worker, claim_until_empty(backend, quantity), None))
+            results.put((worker, work(backend), None))
     except BaseException:
         results.put((worker, [], traceback.format_exc()))
 
@@ -126,6 +128,24 @@ def run_threads(count: int, work: Callable[[int, threading.Barrier], list[int]])
         return [future.result(timeout=WAIT_S) for future in futures]
 
 
+def reports_of(workers: list[Any], results: Any, what: str) -> list[tuple[str, list[int], str | None]]:
+    """Start the ``workers`` (processes that each put one ``(name, ids, error)`` on
+    ``results``), wait for them, and return their reports; none may have failed."""
+    for worker in workers:
+        worker.start()
+    try:
+        # Read every result before joining: a process cannot exit while its queue is full.
+        reports = [results.get(timeout=WAIT_S) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(WAIT_S)
+            if worker.is_alive():
+                worker.kill()
+    failures = [error for _, _, error in reports if error]
+    assert not failures, f"{what} failed:\n" + "\n".join(failures)
+    return reports
+
+
 def test_threads_with_their_own_backends_claim_each_job_once(
     backend: SQLBackend,
     sidequest_url: str,
@@ -171,32 +191,21 @@ def test_processes_claim_each_job_once(
     start, results = context.Barrier(PROCESSES), context.Queue()
     workers = [
         context.Process(
-            target=claim_in_process,
+            target=work_in_process,
             args=(
                 sidequest_backends,
                 sidequest_url,
                 sidequest_engine_options,
                 sidequest_clock(),
                 f"process-{i}",
-                QUANTITIES[i % len(QUANTITIES)],
+                functools.partial(claim_until_empty, quantity=QUANTITIES[i % len(QUANTITIES)]),
                 start,
                 results,
             ),
         )
         for i in range(PROCESSES)
     ]
-    for worker in workers:
-        worker.start()
-    try:
-        # Read every result before joining: a process cannot exit while its queue is full.
-        reports = [results.get(timeout=WAIT_S) for _ in workers]
-    finally:
-        for worker in workers:
-            worker.join(WAIT_S)
-            if worker.is_alive():
-                worker.kill()
-    failures = [error for _, _, error in reports if error]
-    assert not failures, "a claimer process failed:\n" + "\n".join(failures)
+    reports = reports_of(workers, results, "a claimer process")
     check_claimed_once(backend, enqueued, {worker: ids for worker, ids, _ in reports})
 
 

@@ -416,6 +416,29 @@ def job_arguments() -> list[Argument]:
     for name, values in UPDATE_JOB_VALUES.items():
         found.append(Argument("update_job", name, values,
                               lambda s, r, v, name=name: s.update_job(r(Ref("waiting")), **{name: v})))
+    return found + transition_arguments()
+
+
+def transition_arguments() -> list[Argument]:
+    """``transition_job``: its precondition against the seeded jobs it holds or fails for, and its changes."""
+    def on_running(s: Any, r: Resolve, **arguments: Any) -> object:
+        return s.transition_job(r(Ref("running")), **{"expect_state": "running", **arguments, "state": "completed"})
+
+    found = [
+        Argument("transition_job", "job_id", JOB_IDS,
+                 lambda s, r, v: s.transition_job(r(v), expect_state="waiting", state="claimed")),
+        Argument("transition_job", "expect_state", job_states, lambda s, r, v: on_running(s, r, expect_state=v)),
+        Argument("transition_job", "expect_claimed_by", text_values,
+                 lambda s, r, v: s.transition_job(r(Ref("claimed")), expect_state="claimed", expect_claimed_by=v,
+                                                  state="waiting")),
+        Argument("transition_job", "expect_attempt", int_values, lambda s, r, v: on_running(s, r, expect_attempt=v)),
+        Argument("transition_job", "**changes", FIELD_NAMES,
+                 lambda s, r, v: s.transition_job(r(Ref("waiting")), expect_state="waiting", **{v: 1})),
+    ]
+    for name, values in UPDATE_JOB_VALUES.items():
+        found.append(Argument("transition_job", name, values,
+                              lambda s, r, v, name=name: s.transition_job(r(Ref("waiting")), expect_state="waiting",
+                                                                          **{name: v})))
     return found
 
 

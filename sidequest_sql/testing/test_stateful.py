@@ -177,6 +177,34 @@ def job_changes(now: datetime) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+CLAIMERS = ("w1", "w2", "")
+"""Values of ``claimed_by`` beside the backend's ``worker_name``."""
+
+
+@st.composite
+def preconditions(draw: st.DrawFn, job: JobData | None, holds: bool, worker: str) -> dict[str, Any]:
+    """``transition_job``'s ``expect_*`` arguments for ``job``: true of it, or (not
+    ``holds``) false in one part; anything for a job that is gone."""
+    states, claimers = st.sampled_from(JOB_STATES), st.sampled_from((*CLAIMERS, worker))
+    if job is None:
+        optional = {"expect_claimed_by": claimers, "expect_attempt": st.integers(0, 6)}
+        return draw(st.fixed_dictionaries({"expect_state": states}, optional=optional))
+    expected: dict[str, Any] = {"expect_state": job.state}
+    if job.claimed_by is not None and draw(st.booleans()):
+        expected["expect_claimed_by"] = job.claimed_by
+    if draw(st.booleans()):
+        expected["expect_attempt"] = job.attempt
+    if not holds:
+        wrong = {
+            "expect_state": states.filter(lambda state: state != job.state),
+            "expect_claimed_by": claimers.filter(lambda claimer: claimer != job.claimed_by),
+            "expect_attempt": st.integers(-1, 7).filter(lambda attempt: attempt != job.attempt),
+        }
+        part = draw(st.sampled_from(sorted(wrong)), label="wrong part")
+        expected[part] = draw(wrong[part])
+    return expected
+
+
 queue_changes = st.fixed_dictionaries(
     {},
     optional={
@@ -318,16 +346,31 @@ class SidequestStateMachine(RuleBasedStateMachine):
         assert actual == mapped, f"{what}: backend {actual}, expected {mapped}"
 
     def update(self, model_id: int, **changes: Any) -> None:
+        self.write_job("update_job", model_id, changes)
+
+    def write_job(self, operation: str, model_id: int, arguments: dict[str, Any]) -> None:
+        """``update_job`` or ``transition_job`` of one job on both sides; the records compared."""
         self.touched.add(model_id)
         backend_id = self.backend_job_id(model_id)
-        what = f"update_job({backend_id}, **{changes!r}) (model job {model_id})"
+        what = f"{operation}({backend_id}, **{arguments!r}) (model job {model_id})"
         try:
             actual, expected = self.both(
-                what, lambda b: b.update_job(backend_id, **changes), lambda m: m.update_job(model_id, **changes)
+                what,
+                lambda b: getattr(b, operation)(backend_id, **arguments),
+                lambda m: getattr(m, operation)(model_id, **arguments),
             )
         except Raised:
             return
         self.check_job(what, actual, expected)
+
+    def step(self, job: JobData, checked: bool, **changes: Any) -> None:
+        """A worker's or a sweeper's write to a job it read: blind (``update_job``),
+        or ``checked`` against what it read (``transition_job``, which then applies)."""
+        if not checked:
+            self.update(job.id, **changes)
+            return
+        expected = {"expect_state": job.state, "expect_claimed_by": job.claimed_by, "expect_attempt": job.attempt}
+        self.write_job("transition_job", job.id, {**expected, **changes})
 
     def pick(self, data: st.DataObject, states: tuple[str, ...]) -> JobData:
         candidates = self.model.list_jobs(state=list(states), limit=EVERYTHING)
@@ -402,48 +445,47 @@ class SidequestStateMachine(RuleBasedStateMachine):
         self.check_jobs(what, actual, expected)
 
     @precondition(lambda self: self.has("claimed"))
-    @rule(data=st.data())
-    def start(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), checked=st.booleans())
+    def start(self, data: st.DataObject, checked: bool) -> None:
         job = self.pick(data, ("claimed",))
-        self.update(job.id, state="running", attempted_at=self.clock(), attempt=job.attempt + 1)
+        self.step(job, checked, state="running", attempted_at=self.clock(), attempt=job.attempt + 1)
 
     @precondition(lambda self: self.has("running"))
-    @rule(data=st.data(), result=json_values)
-    def complete(self, data: st.DataObject, result: Any) -> None:
+    @rule(data=st.data(), result=json_values, checked=st.booleans())
+    def complete(self, data: st.DataObject, result: Any, checked: bool) -> None:
         job = self.pick(data, ("running",))
-        self.update(job.id, state="completed", completed_at=self.clock(), result=result)
+        self.step(job, checked, state="completed", completed_at=self.clock(), result=result)
 
     @precondition(lambda self: self.has("running"))
-    @rule(data=st.data(), errors=json_values)
-    def fail(self, data: st.DataObject, errors: Any) -> None:
+    @rule(data=st.data(), errors=json_values, checked=st.booleans())
+    def fail(self, data: st.DataObject, errors: Any, checked: bool) -> None:
         job = self.pick(data, ("running",))
-        self.update(job.id, state="failed", failed_at=self.clock(), errors=errors)
+        self.step(job, checked, state="failed", failed_at=self.clock(), errors=errors)
 
     @precondition(lambda self: self.has("running"))
-    @rule(data=st.data(), errors=json_values, delay=offsets)
-    def retry(self, data: st.DataObject, errors: Any, delay: timedelta) -> None:
+    @rule(data=st.data(), errors=json_values, delay=offsets, checked=st.booleans())
+    def retry(self, data: st.DataObject, errors: Any, delay: timedelta, checked: bool) -> None:
         job = self.pick(data, ("running",))
-        self.update(job.id, state="waiting", available_at=self.clock() + abs(delay), errors=errors)
+        self.step(job, checked, state="waiting", available_at=self.clock() + abs(delay), errors=errors)
 
     @precondition(lambda self: self.has("waiting", "claimed", "running"))
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), checked=st.booleans())
+    def cancel(self, data: st.DataObject, checked: bool) -> None:
         job = self.pick(data, ("waiting", "claimed", "running"))
-        self.update(job.id, state="canceled", canceled_at=self.clock())
+        self.step(job, checked, state="canceled", canceled_at=self.clock())
 
     @precondition(lambda self: self.has("claimed", "running"))
-    @rule(data=st.data())
-    def release(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), checked=st.booleans())
+    def release(self, data: st.DataObject, checked: bool) -> None:
         job = self.pick(data, ("claimed", "running"))
-        self.update(job.id, state="waiting", claimed_at=None, claimed_by=None)
+        self.step(job, checked, state="waiting", claimed_at=None, claimed_by=None)
 
     @precondition(lambda self: self.has(*FINISHED_STATES))
-    @rule(data=st.data())
-    def rerun(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), checked=st.booleans())
+    def rerun(self, data: st.DataObject, checked: bool) -> None:
         job = self.pick(data, FINISHED_STATES)
-        self.update(
-            job.id, state="waiting", available_at=self.clock(), completed_at=None, failed_at=None, canceled_at=None
-        )
+        finished = {"completed_at": None, "failed_at": None, "canceled_at": None}
+        self.step(job, checked, state="waiting", available_at=self.clock(), **finished)
 
     @rule(
         picked=st.lists(jobs, max_size=4, unique=True),
@@ -457,8 +499,7 @@ class SidequestStateMachine(RuleBasedStateMachine):
     ) -> None:
         """Checked changes of several jobs at once, some expecting what no longer holds."""
         now = self.clock()
-        present = [job.state for job in map(self.model.get_job, picked) if job is not None]
-        expect_state = data.draw(st.sampled_from(present or JOB_STATES) | st.sampled_from(JOB_STATES), label="state")
+        expect_state = data.draw(st.sampled_from(JOB_STATES), label="state")
         outcomes = [
             {"state": "completed", "completed_at": now, "result": result},
             {"state": "running", "attempted_at": now, "attempt": (attempt or 0) + 1},
@@ -496,14 +537,31 @@ class SidequestStateMachine(RuleBasedStateMachine):
     def change_fields_wrongly(self, job: int, bad: dict[str, Any]) -> None:
         self.update(job, **bad)
 
-    @rule(missing=missing_ids, changes=st.sampled_from([{}, {"state": "running"}]))
-    def update_missing_job(self, missing: int, changes: dict[str, Any]) -> None:
+    @rule(missing=missing_ids, changes=st.sampled_from([{}, {"state": "running"}]), checked=st.booleans())
+    def update_missing_job(self, missing: int, changes: dict[str, Any], checked: bool) -> None:
+        operation = "transition_job" if checked else "update_job"
+        arguments = {"expect_state": "waiting", **changes} if checked else changes
         try:
-            self.both(f"update_job({missing}, **{changes})", lambda b: b.update_job(missing, **changes),
-                      lambda m: m.update_job(missing, **changes))  # fmt: skip
+            self.both(f"{operation}({missing}, **{arguments})", lambda b: getattr(b, operation)(missing, **arguments),
+                      lambda m: getattr(m, operation)(missing, **arguments))  # fmt: skip
         except Raised:
             return
-        raise AssertionError(f"update_job({missing}) found a job")
+        raise AssertionError(f"{operation}({missing}) found a job")
+
+    @rule(job=jobs, data=st.data(), holds=st.booleans())
+    def transition(self, job: int, data: st.DataObject, holds: bool) -> None:
+        """Any change, checked against a precondition that holds or, in one of its parts, does not."""
+        precondition = preconditions(self.model.get_job(job), holds, self.backend.worker_name)
+        expected = data.draw(precondition, label="precondition")
+        self.write_job("transition_job", job, {**expected, **data.draw(job_changes(self.clock()), label="changes")})
+
+    @rule(job=jobs, bad=st.sampled_from([{"expect_state": "done"}, {"expect_state": None}, {"expect_state": 1},
+                                         {"expect_state": "waiting", "expect_claimed_by": 5},
+                                         {"expect_state": "running", "expect_attempt": "1"},
+                                         {"expect_state": "waiting", "state": "done"},
+                                         {"expect_state": "waiting", "class": "X"}]))  # fmt: skip
+    def transition_wrongly(self, job: int, bad: dict[str, Any]) -> None:
+        self.write_job("transition_job", job, bad)
 
     # -- queues -------------------------------------------------------------------------
 

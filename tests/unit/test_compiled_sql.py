@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import Select, literal, select
 
 import sidequest_sql as sq
 from sidequest_sql.base import SQLBackend
-from sidequest_sql.statements import finished_moment
+from sidequest_sql.statements import finished_moment, update_expected
 from sidequest_sql.dialects.postgres import PostgresBackend
 from sidequest_sql.dialects.sqlite import SQLiteBackend, like_to_glob
 from sidequest_sql.schema import Timestamp, jobs
@@ -100,23 +101,65 @@ def test_sqlite_claim_has_no_row_lock_clause(sqlite: SQLBackend) -> None:
     assert " RETURNING " in sql
 
 
+@contextmanager
+def traced(backend: SQLBackend) -> Iterator[list[str]]:
+    """Every statement the SQLite driver runs while the block runs, BEGIN and COMMIT included."""
+    sent: list[str] = []
+    with backend.engine.connect() as conn:  # sqlite:// has one connection, shared
+        sqlite_connection: Any = conn.connection.dbapi_connection
+    sqlite_connection.set_trace_callback(lambda statement: sent.append(" ".join(statement.split())))
+    try:
+        yield sent
+    finally:
+        sqlite_connection.set_trace_callback(None)
+
+
 def test_sqlite_claim_runs_as_one_immediate_write_transaction() -> None:
     """What reaches the driver: BEGIN IMMEDIATE, then one UPDATE … RETURNING, no FOR UPDATE."""
     with sq.create_backend("sqlite://", clock=lambda: NOW) as backend:
         backend.migrate()
         job = backend.create_new_job(sq.NewJobData(queue="default", script="s.js", job_class="Echo"))
-        sent: list[str] = []
-        with backend.engine.connect() as conn:  # sqlite:// has one connection, shared
-            sqlite_connection: Any = conn.connection.dbapi_connection
-        sqlite_connection.set_trace_callback(lambda statement: sent.append(" ".join(statement.split())))
-
-        [claimed] = backend.claim_pending_job("default")
+        with traced(backend) as sent:
+            [claimed] = backend.claim_pending_job("default")
         assert claimed.id == job.id
-        sqlite_connection.set_trace_callback(None)
     assert sent[0] == "BEGIN IMMEDIATE"
     data = [sql for sql in sent[1:] if sql not in ("COMMIT", "ROLLBACK")]
     assert len(data) == 1 and data[0].startswith("WITH claimable") and " RETURNING " in data[0]
     assert not any("FOR UPDATE" in sql for sql in sent)
+
+
+# -- checked transitions ------------------------------------------------------------
+
+
+def test_postgres_transition_is_one_update_returning_under_its_precondition(postgres: SQLBackend) -> None:
+    _, build = update_expected(jobs, {"state": "completed", "completed_at": NOW}, ("state", "claimed_by", "attempt"))
+    sql = sql_of(postgres, build())
+    match = re.fullmatch(r"UPDATE sidequest_jobs SET (?P<set>.*) WHERE (?P<where>.*) RETURNING (?P<returning>.*)", sql)
+    assert match, sql
+    assert match["where"] == (
+        "sidequest_jobs.id = %(id_1)s::BIGINT AND sidequest_jobs.state = %(expect_state)s::VARCHAR "
+        "AND sidequest_jobs.claimed_by = %(expect_claimed_by)s::VARCHAR "
+        "AND sidequest_jobs.attempt = %(expect_attempt)s::INTEGER"
+    )
+    assert sorted(match["set"].split(", ")) == ["completed_at=%(completed_at)s::TIMESTAMP WITH TIME ZONE",
+                                                "state=%(state)s::VARCHAR"]  # fmt: skip
+    assert "SELECT" not in sql
+
+
+def test_sqlite_transition_runs_as_one_immediate_write_transaction() -> None:
+    """What reaches the driver for a hit: BEGIN IMMEDIATE, then one UPDATE … RETURNING;
+    for a miss, the same and then one read, to tell a job that moved on from a missing one."""
+    with sq.create_backend("sqlite://", clock=lambda: NOW) as backend:
+        backend.migrate()
+        job = backend.create_new_job(sq.NewJobData(queue="default", script="s.js", job_class="Echo"))
+        with traced(backend) as hit:
+            assert backend.transition_job(job.id, expect_state="waiting", state="claimed") is not None
+        with traced(backend) as sent:
+            assert backend.transition_job(job.id, expect_state="waiting", state="claimed") is None
+    assert hit[0] == "BEGIN IMMEDIATE" and hit[-1] == "COMMIT", hit
+    assert len(hit) == 3 and hit[1].startswith("UPDATE sidequest_jobs SET state=") and " RETURNING " in hit[1]
+    assert sent[:3] == ["BEGIN IMMEDIATE", hit[1], "COMMIT"], sent
+    assert len(sent) == 4 and sent[3].startswith("SELECT "), sent
 
 
 # -- time buckets -----------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateTable
 
 import sidequest_sql as sq
-from sidequest_sql.statements import finished_moment
+from sidequest_sql.statements import finished_moment, select_expected
 from sidequest_sql.dialects.mysql import MySQLBackend
 from sidequest_sql.dialects.sqlite import SQLiteBackend
 from sidequest_sql.schema import jobs, queues
@@ -198,3 +198,14 @@ def test_a_retryable_error_in_a_callers_transaction_is_not_run_again() -> None:
             store.execution.write(work, connection=conn)
     assert len(attempts) == 1  # the transaction is the caller's to run again
     store.close()
+
+
+def test_a_transition_locks_its_row_with_its_precondition_waiting_rather_than_skipping() -> None:
+    """Without UPDATE … RETURNING a transition locks the row first (then updates it
+    and reads it back, in the same transaction): waiting for another writer's lock,
+    not skipping the row as a claim does, then reading the precondition as that writer left it."""
+    _, build = select_expected(jobs, ("state", "claimed_by"), lock=True)
+    assert " ".join(str(build().compile(dialect=MARIADB)).split()) == (
+        "SELECT sidequest_jobs.id FROM sidequest_jobs WHERE sidequest_jobs.id = %s "
+        "AND sidequest_jobs.state = %s AND sidequest_jobs.claimed_by = %s FOR UPDATE"
+    )
