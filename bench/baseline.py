@@ -234,7 +234,10 @@ def our_statements(backend: SQLBackend) -> OurStatements:
     dialect = backend.engine.dialect
     s = SENTINELS
     values = new_job_values(
-        NewJobData(queue=s["queue"], script=SCRIPT, job_class=JOB_CLASS, args=s["args"]), s["now"], "job"
+        NewJobData(queue=s["queue"], script=SCRIPT, job_class=JOB_CLASS, args=s["args"]),
+        s["now"],
+        "job",
+        max_json_depth=backend.max_json_depth,
     )
     enqueue = insert(jobs).values(values).returning(*jobs.c)
     candidates = claim_candidates(backend, s["queue"], s["now"], s["quantity"])

@@ -94,6 +94,11 @@ class AsyncSQLBackend(AsyncOperations):
         return self._backend.supports_skip_locked
 
     @property
+    def max_json_depth(self) -> int:
+        """The dialect's flag: how many arrays and objects deep a JSON payload may nest."""
+        return self._backend.max_json_depth
+
+    @property
     def url(self) -> URL:
         """The URL of the engine: the dialect's asyncio driver."""
         return self._backend.url

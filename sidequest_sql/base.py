@@ -155,7 +155,7 @@ class SQLBackend(DialectHooks):
         connection: Connection | None = None,
     ) -> QueueConfig:
         values = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
-        check_changes(QUEUE_FIELDS, values, "queue")
+        check_changes(QUEUE_FIELDS, values, "queue", max_json_depth=self.max_json_depth)
         execution = self.execution
         [row] = execution.write(
             lambda conn: execution.insert_rows(conn, queues, [values]),
@@ -189,7 +189,7 @@ class SQLBackend(DialectHooks):
 
     def update_queue(self, queue_id: int, *, connection: Connection | None = None, **changes: Any) -> QueueConfig:
         check_bigint(queue_id, "queue_id")
-        check_changes(QUEUE_FIELDS, changes, "queue")
+        check_changes(QUEUE_FIELDS, changes, "queue", max_json_depth=self.max_json_depth)
         execution = self.execution
         rows = execution.write(
             lambda conn: execution.update_by_ids(conn, queues, [queue_id], changes),
@@ -209,7 +209,7 @@ class SQLBackend(DialectHooks):
         return job_from_row(rows[0]) if rows else None
 
     def create_new_job(self, job: NewJobData, *, connection: Connection | None = None) -> JobData:
-        values = new_job_values(job, self._now(), "job")
+        values = new_job_values(job, self._now(), "job", max_json_depth=self.max_json_depth)
         digest = values["unique_digest"]
         key, build = insert_one(jobs, values)
         execution = self.execution
@@ -230,7 +230,8 @@ class SQLBackend(DialectHooks):
         if isinstance(new_jobs, (str, bytes, NewJobData)) or not isinstance(new_jobs, Iterable):
             raise TypeError("jobs must be an iterable of NewJobData")
         now = self._now()
-        rows = [new_job_values(job, now, f"jobs[{i}]") for i, job in enumerate(new_jobs)]
+        depth = self.max_json_depth
+        rows = [new_job_values(job, now, f"jobs[{i}]", max_json_depth=depth) for i, job in enumerate(new_jobs)]
         if not rows:
             return []
         seen: set[str] = set()
@@ -284,7 +285,7 @@ class SQLBackend(DialectHooks):
     def update_job(self, job_id: int, *, connection: Connection | None = None, **changes: Any) -> JobData:
         """Set exactly the given fields (None nullifies) and return the job."""
         check_bigint(job_id, "job_id")
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=self.max_json_depth)
         execution = self.execution
         if not changes:
             rows = execution.read(
@@ -411,7 +412,7 @@ class SQLBackend(DialectHooks):
         """
         check_bigint(job_id, "job_id")
         expected = check_expected(expect_state, expect_claimed_by, expect_attempt)
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=self.max_json_depth)
         execution = self.execution
         where = {"id_1": job_id, **expected_values(expected)}
         if not changes:
@@ -475,7 +476,7 @@ class SQLBackend(DialectHooks):
             self._text_filter(jobs.c.state, state, "state"),
         ]
         if args is not None:
-            jsonvalues.check_json(args, "args")
+            jsonvalues.check_json(args, "args", self.max_json_depth)
             conditions.append(self.json_equals(jobs.c.args, args))
         if since is not None:
             check_time(since, "since")

@@ -2,7 +2,8 @@
 
 The limits are those of the strictest supported database (Postgres
 ``varchar(255)`` and ``integer``), applied on every dialect so that a value is
-accepted or refused the same way everywhere.
+accepted or refused the same way everywhere; only how deep a JSON payload may
+nest is each dialect's own (``max_json_depth``, which the checks are given).
 """
 
 from __future__ import annotations
@@ -36,18 +37,18 @@ class Field:
     def __post_init__(self) -> None:
         object.__setattr__(self, "plainly_fine", _quick_check(self))
 
-    def check(self, value: Any, name: str) -> None:
+    def check(self, value: Any, name: str, max_json_depth: int) -> None:
         if value is None:
             if not self.nullable:
                 raise ValueError(f"{name} cannot be None")
             return
         if not self.plainly_fine(value):
-            self.check_fully(value, name)
+            self.check_fully(value, name, max_json_depth)
 
-    def check_fully(self, value: Any, name: str) -> None:
+    def check_fully(self, value: Any, name: str, max_json_depth: int) -> None:
         """``check`` of a value other than None, without the quick yes."""
         if self.kind == "json":
-            check_json_fully(value, name)
+            check_json_fully(value, name, max_json_depth)
         elif self.kind == "time":
             check_time(value, name)
         elif self.kind == "int":
@@ -151,8 +152,9 @@ QUEUE_FIELDS: Mapping[str, Field] = {
 }
 
 
-def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what: str) -> None:
-    """Refuse unknown fields, ``id`` and bad values among ``changes``."""
+def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what: str, *, max_json_depth: int) -> None:
+    """Refuse unknown fields, ``id`` and bad values among ``changes`` (JSON
+    nested deeper than ``max_json_depth`` among them)."""
     if "id" in changes:
         raise ValueError("id cannot be changed")
     for name, value in changes.items():
@@ -162,20 +164,21 @@ def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what:
             known = ", ".join(sorted(fields))
             raise ValueError(f"{name!r} is not a field of a {what} that can be changed{hint}; "
                              f"the fields are: {known}")
-        spec.check(value, name)
+        spec.check(value, name, max_json_depth)
 
 
 def check_expected(state: Any, claimed_by: Any, attempt: Any) -> dict[str, Any]:
     """The precondition of a checked transition (``expect_state``,
     ``expect_claimed_by``, ``expect_attempt``), each checked as the field it
-    compares with; returned by field, without those given as None (not compared)."""
-    JOB_FIELDS["state"].check(state, "expect_state")
+    compares with; returned by field, without those given as None (not compared).
+    None of these fields is JSON, so no depth applies."""
+    JOB_FIELDS["state"].check(state, "expect_state", 0)
     expected = {"state": state}
     if claimed_by is not None:
-        JOB_FIELDS["claimed_by"].check(claimed_by, "expect_claimed_by")
+        JOB_FIELDS["claimed_by"].check(claimed_by, "expect_claimed_by", 0)
         expected["claimed_by"] = claimed_by
     if attempt is not None:
-        JOB_FIELDS["attempt"].check(attempt, "expect_attempt")
+        JOB_FIELDS["attempt"].check(attempt, "expect_attempt", 0)
         expected["attempt"] = attempt
     return expected
 

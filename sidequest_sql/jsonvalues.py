@@ -4,6 +4,10 @@ Every dialect stores JSON documents written by ``dumps``: keys sorted, no
 spaces, and floats with an integral value below 2**53 written as integers, as
 Postgres jsonb normalises them. A database without a JSON equality of its own
 can then compare documents as text.
+
+How deep a document may nest is the dialect's to say
+(``hooks.DialectHooks.max_json_depth``); the checks here take it as an
+argument.
 """
 
 from __future__ import annotations
@@ -16,24 +20,22 @@ from typing import Any
 
 _EXACT_FLOAT_LIMIT = 2**53
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-# MariaDB's JSON columns check their documents with JSON_VALID, which refuses
-# 32 or more nested arrays and objects.
-MAX_DEPTH = 31
 # SQLite keeps a JSON document that is one number as a number, a double: an
 # int beyond a double's range would come back as infinity (as Node's
 # JSON.parse reads it, too).
 _LARGEST_INT = int(sys.float_info.max)
 
 
-def check_json(value: Any, argument: str) -> None:
+def check_json(value: Any, argument: str, max_depth: int) -> None:
     """Raise TypeError/ValueError naming ``argument`` unless ``value`` is a
-    JSON value every dialect stores faithfully."""
+    JSON value every dialect stores faithfully, nested at most ``max_depth``
+    arrays and objects deep (``[[1]]`` is 2 deep)."""
     if not plain_json(value):
-        check_json_fully(value, argument)
+        check_json_fully(value, argument, max_depth)
 
 
-def check_json_fully(value: Any, argument: str) -> None:
-    """``check_json`` without its quick yes: every item looked at."""
+def check_json_fully(value: Any, argument: str, max_depth: int) -> None:
+    """``check_json`` without its quick yes: every item looked at, without recursion."""
     stack: list[tuple[Any, str, int]] = [(value, argument, 0)]
     while stack:
         item, where, depth = stack.pop()
@@ -43,8 +45,8 @@ def check_json_fully(value: Any, argument: str) -> None:
             if abs(item) > _LARGEST_INT:
                 raise ValueError(f"{where} is an int beyond the range of a double (about 1.8e308)")
             continue
-        if isinstance(item, (list, dict)) and depth >= MAX_DEPTH:
-            raise ValueError(f"{argument} is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, (list, dict)) and depth >= max_depth:
+            raise ValueError(f"{argument} is nested more than {max_depth} levels deep")
         if isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{where} must be a finite number, not {item!r}")
@@ -75,7 +77,8 @@ def check_storable_text(text: str, where: str) -> None:
 
 def plain_json(value: Any) -> bool:
     """A quick yes for the common case, a flat list of plain scalars such as
-    ``[1, "x"]`` (``_plainly_fine``), empty lists and dicts included."""
+    ``[1, "x"]`` (``_plainly_fine``), empty lists and dicts included: one level
+    deep, which every dialect takes."""
     kind = type(value)
     if kind is list:
         return all(map(_plainly_fine, value))

@@ -32,9 +32,10 @@ def counts_fields(counts: JobCounts) -> dict[str, int]:
     return {name: getattr(counts, name) for name in JobCounts.__dataclass_fields__}
 
 
-def new_job_values(job: NewJobData, now: datetime, argument: str) -> dict[str, Any]:
+def new_job_values(job: NewJobData, now: datetime, argument: str, *, max_json_depth: int) -> dict[str, Any]:
     """The row of a new job enqueued at ``now``, its fields checked (``argument``
-    names it in errors): waiting, attempt 0, available now unless it says when."""
+    names it in errors; JSON at most ``max_json_depth`` deep): waiting, attempt
+    0, available now unless it says when."""
     if not isinstance(job, NewJobData):
         raise TypeError(f"{argument} must be a NewJobData, not {type(job).__name__}")
     given = {
@@ -52,6 +53,6 @@ def new_job_values(job: NewJobData, now: datetime, argument: str) -> dict[str, A
         "backoff_strategy": job.backoff_strategy,
         "priority": job.priority,
     }
-    check_changes(JOB_FIELDS, given, "job")
+    check_changes(JOB_FIELDS, given, "job", max_json_depth=max_json_depth)
     # What the backend sets itself needs no check (``now`` had its own).
     return {**given, "state": "waiting", "attempt": 0, "inserted_at": now}

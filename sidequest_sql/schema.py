@@ -45,6 +45,15 @@ QUEUE_STATE_INDEX = "sidequest_jobs_queue_state_idx"
 COUNTED_AT_INDEX = "sidequest_jobs_counted_at_idx"
 MYSQL_DIALECTS = ("mysql", "mariadb")
 
+# Node Sidequest's knex bookkeeping, which migrate() keeps on Postgres so that
+# Node's own migrate() finds its migrations done: @sidequest/postgres-backend's
+# knex migrations table and knex's lock table beside it, and this library's
+# record of what it wrote into them. Nothing else reads them.
+KNEX_MIGRATIONS_TABLE = "sidequest_migrations"
+KNEX_LOCK_TABLE = "sidequest_migrations_lock"
+KNEX_RECORDS_TABLE = "sidequest_sql_knex_records"
+NODE_BOOKKEEPING_TABLES = (KNEX_MIGRATIONS_TABLE, KNEX_LOCK_TABLE, KNEX_RECORDS_TABLE)
+
 
 class Timestamp(TypeDecorator[datetime]):
     """An instant: aware in, aware UTC out, exact to the microsecond.

@@ -17,7 +17,9 @@
 - Times are ``DATETIME(6)`` holding naive UTC; sessions use the UTC time zone,
   so that the column default ``CURRENT_TIMESTAMP`` is UTC as well.
 - MariaDB stores JSON as text (the canonical text this library writes, which
-  is what ``args=`` compares); MySQL's native JSON is compared as JSON.
+  is what ``args=`` compares); MySQL's native JSON is compared as JSON. A
+  payload may nest 31 arrays and objects deep, what MariaDB's ``JSON_VALID``
+  takes (MySQL 8 takes 100).
 - A pooled connection the server closed while it sat idle (``KILL``,
   ``wait_timeout``, a restart) is noticed as it leaves the pool and replaced.
 - Parameters go out as plain values (an enum member as its value), and a
@@ -57,6 +59,11 @@ _DEADLOCK = 1213
 
 
 class MySQLBackend(SQLBackend):
+    # MariaDB's JSON_VALID, which its JSON columns check, refuses 32 nested
+    # arrays and objects (before 12.2); MySQL 8's JSON type takes 100. One
+    # class serves both and checks before it has connected: the smaller.
+    max_json_depth = 31
+
     @classmethod
     def engine_url(cls, url: URL) -> URL:
         if url.drivername in ("mysql", "mariadb"):

@@ -22,6 +22,10 @@
   current); ``count_jobs(since=…, until=…)`` and ``count_jobs_over_time``
   read only the rows of their window, through an index on the time a job
   counts at. Their cost follows the rows counted, not the rows kept.
+- A JSON payload may nest 256 arrays and objects deep (Python's recursion
+  limit is the nearer bound, not jsonb's). Deeper ones that a Node process
+  wrote are read back up to some 980 levels, less the caller's stack;
+  beyond that reading the job raises ``RecursionError``.
 - Behind PgBouncer in transaction pooling mode, pass
   ``connect_args={"prepare_threshold": None}``: psycopg otherwise prepares
   statements that another server connection does not know.
@@ -80,6 +84,10 @@ class PostgresBackend(SQLBackend):
     # One INSERT … SELECT FROM unnest(arrays) for a whole batch: one statement
     # in autocommit, its text the same for any batch size.
     batch_insert = _PsycopgUnnestInsert()
+    # jsonb's parser recurses under max_stack_depth: some 13,000 levels at its
+    # 2 MB default, about 650 at its 100 kB minimum. The library's own Python
+    # is the nearer bound (see DialectHooks.max_json_depth).
+    max_json_depth = 256
 
     @classmethod
     def engine_url(cls, url: URL) -> URL:

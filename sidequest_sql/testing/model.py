@@ -45,6 +45,7 @@ from sidequest_sql.fields import (
     check_time_range,
     check_transition,
 )
+from sidequest_sql.hooks import DialectHooks
 from sidequest_sql.jsonvalues import check_json
 from sidequest_sql.records import (
     FINISHED_STATES,
@@ -69,15 +70,25 @@ _STEPS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(day
 
 def json_equal(a: Any, b: Any) -> bool:
     """Whether two JSON values are the same document: key order aside, ``1 == 1.0``,
-    and ``true`` never equal to ``1`` (which Python's ``True == 1`` would say)."""
-    kind = _json_kind(a)
-    if kind != _json_kind(b):
-        return False
-    if kind == "array":
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if kind == "object":
-        return a.keys() == b.keys() and all(json_equal(a[key], b[key]) for key in a)
-    return bool(a == b)
+    and ``true`` never equal to ``1`` (which Python's ``True == 1`` would say).
+    Without recursion, for documents as deep as a dialect takes."""
+    pairs = [(a, b)]
+    while pairs:
+        one, other = pairs.pop()
+        kind = _json_kind(one)
+        if kind != _json_kind(other):
+            return False
+        if kind == "array":
+            if len(one) != len(other):
+                return False
+            pairs.extend(zip(one, other, strict=True))
+        elif kind == "object":
+            if one.keys() != other.keys():
+                return False
+            pairs.extend((one[key], other[key]) for key in one)
+        elif one != other:
+            return False
+    return True
 
 
 def _json_kind(value: Any) -> str:
@@ -220,13 +231,22 @@ class ModelBackend:
 
     Ids are handed out in increasing order and never reused, as a database
     sequence does; ``truncate()`` empties the tables but does not restart them.
+    JSON may nest ``max_json_depth`` deep; beside a backend, give it that
+    backend's own.
     """
 
     supports_schemas = False
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None, worker_name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        worker_name: str | None = None,
+        max_json_depth: int = DialectHooks.max_json_depth,
+    ) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._worker_name = worker_name
+        self.max_json_depth = max_json_depth
         self._jobs: dict[int, JobData] = {}
         self._queues: dict[int, QueueConfig] = {}
         self._last_job_id = 0
@@ -280,7 +300,7 @@ class ModelBackend:
         self, name: str, *, concurrency: int = 10, priority: int = 0, state: str = "active", connection: Any = None
     ) -> QueueConfig:
         values: dict[str, Any] = {"name": name, "concurrency": concurrency, "priority": priority, "state": state}
-        check_changes(QUEUE_FIELDS, values, "queue")
+        check_changes(QUEUE_FIELDS, values, "queue", max_json_depth=self.max_json_depth)
         if self.get_queue(name) is not None:
             raise DuplicatedQueueError(f"a queue named {name!r} already exists")
         self._last_queue_id += 1
@@ -308,7 +328,7 @@ class ModelBackend:
     @_joining
     def update_queue(self, queue_id: int, *, connection: Any = None, **changes: Any) -> QueueConfig:
         check_bigint(queue_id, "queue_id")
-        check_changes(QUEUE_FIELDS, changes, "queue")
+        check_changes(QUEUE_FIELDS, changes, "queue", max_json_depth=self.max_json_depth)
         queue = self._queues.get(queue_id)
         if queue is None:
             raise QueueNotFoundError(f"no queue has id {queue_id}")
@@ -359,7 +379,7 @@ class ModelBackend:
     @_joining
     def update_job(self, job_id: int, *, connection: Any = None, **changes: Any) -> JobData:
         check_bigint(job_id, "job_id")
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=self.max_json_depth)
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFoundError(f"no job has id {job_id}")
@@ -420,7 +440,7 @@ class ModelBackend:
     ) -> JobData | None:
         check_bigint(job_id, "job_id")
         expected = check_expected(expect_state, expect_claimed_by, expect_attempt)
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=self.max_json_depth)
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFoundError(f"no job has id {job_id}")
@@ -450,7 +470,7 @@ class ModelBackend:
             ("state", _text_filter(state, "state")),
         ]
         if args is not None:
-            check_json(args, "args")
+            check_json(args, "args", self.max_json_depth)
         if since is not None:
             check_time(since, "since")
         if until is not None:
@@ -592,7 +612,7 @@ class ModelBackend:
             "backoff_strategy": job.backoff_strategy,
             "priority": job.priority,
         }
-        check_changes(JOB_FIELDS, row, "job")
+        check_changes(JOB_FIELDS, row, "job", max_json_depth=self.max_json_depth)
         return {name: _stored(name, value) for name, value in row.items()}
 
 

@@ -45,9 +45,9 @@ from sidequest_sql import (
 )
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.hooks import DialectHooks
-from sidequest_sql.jsonvalues import MAX_DEPTH
 from sidequest_sql.testing.backends import BackendFactory
 from sidequest_sql.testing.clock import START, ManualClock
+from sidequest_sql.testing.documents import nested
 from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 from sidequest_sql.testing.model import ModelBackend
 from sidequest_sql.testing.test_bad_input import HOSTILE, json_ish, snapshot
@@ -101,12 +101,18 @@ class Mapping(dict[str, Any]):
     pass
 
 
-def deep(levels: int) -> list[Any]:
-    """``levels`` lists, each holding the next; the innermost is empty."""
-    value: list[Any] = []
-    for _ in range(levels - 1):
-        value = [value]
-    return value
+@dataclass(frozen=True)
+class AtDepthLimit:
+    """A document as deep as the backend's ``max_json_depth``, plus ``beyond`` levels
+    (its innermost an empty list), under a key of an object if ``under_key``."""
+
+    beyond: int
+    under_key: bool = False
+
+    def make(self, limit: int) -> Any:
+        if self.under_key:
+            return {"k": nested(limit + self.beyond - 2, leaf=[])}
+        return nested(limit + self.beyond - 1, leaf=[])
 
 
 NAIVE = datetime(2030, 1, 1, 12, 0)
@@ -222,10 +228,10 @@ JSON_VALUES: list[Any] = [
     {None: 1},
     {("t",): 1},
     {True: 1},
-    deep(MAX_DEPTH),
-    deep(MAX_DEPTH + 1),
-    {"k": deep(MAX_DEPTH - 1)},
-    {"k": deep(MAX_DEPTH)},
+    AtDepthLimit(0),
+    AtDepthLimit(1),
+    AtDepthLimit(0, under_key=True),
+    AtDepthLimit(1, under_key=True),
     Decimal("1.5"),
     (1, 2),
     [datetime(2030, 1, 1, tzinfo=UTC)],
@@ -552,7 +558,7 @@ class BesideTheModel:
     def __init__(self, backend: SQLBackend, clock: ManualClock) -> None:
         self.backend = backend
         self.clock = clock
-        self.model = ModelBackend(clock=clock, worker_name=backend.worker_name)
+        self.model = ModelBackend(clock=clock, worker_name=backend.worker_name, max_json_depth=backend.max_json_depth)
         self.ids: dict[str, dict[str, int]] = {}
         self.fresh: tuple[list[JobData], list[QueueConfig]] = ([], [])
         self.dirty = True
@@ -574,6 +580,8 @@ class BesideTheModel:
         def resolve(value: Any) -> Any:
             if isinstance(value, Ref):
                 return value.wrap(ids[value.label])
+            if isinstance(value, AtDepthLimit):
+                return value.make(self.backend.max_json_depth)
             return value.make() if isinstance(value, Fresh) else value
 
         return resolve

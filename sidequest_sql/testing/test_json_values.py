@@ -1,4 +1,8 @@
-"""JSON payloads: what goes in comes back, and what no database keeps is refused first."""
+"""JSON payloads: what goes in comes back, and what no database keeps is refused first.
+
+How deep a payload may nest is the dialect's declaration (``max_json_depth``):
+each backend is held to its own.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import pytest
 
 from sidequest_sql import JobData, NewJobData
 from sidequest_sql.base import SQLBackend
+from sidequest_sql.testing.documents import SHAPES, Shape, nested
 from sidequest_sql.testing.fixtures import backend  # noqa: F401  (the suite's fixture)
 
 JSON_FIELDS = ("args", "constructor_args", "result", "errors", "uniqueness_config")
@@ -152,3 +157,48 @@ class TestJsonRefused:
         with pytest.raises(TypeError, match="args"):
             backend.create_new_job(new_job(args=value))
         assert backend.list_jobs() == []
+
+
+class TestJsonDepth:
+    """As deep as the dialect declares (``max_json_depth``) is stored; one level more is refused first."""
+
+    def test_the_declared_depth_is_a_positive_int(self, backend: SQLBackend) -> None:
+        assert type(backend.max_json_depth) is int and backend.max_json_depth >= 1
+
+    @pytest.mark.parametrize("shape", SHAPES)
+    def test_documents_as_deep_as_declared_come_back_equal(self, backend: SQLBackend, shape: Shape) -> None:
+        document = nested(backend.max_json_depth, shape)
+        job = backend.create_new_job(new_job(args=document, constructor_args=document, uniqueness_config=document))
+        [batched] = backend.create_new_jobs([new_job(args=document, constructor_args=document)])
+        job = backend.update_job(job.id, result=document, errors=document)
+
+        found = backend.list_jobs(args=document)
+        assert [read.id for read in found] == [batched.id, job.id]
+        for read in (job, backend.get_job(job.id), found[1]):
+            assert isinstance(read, JobData)
+            assert [getattr(read, field) for field in JSON_FIELDS] == [document] * len(JSON_FIELDS)
+        claimed = backend.claim_pending_job("default", quantity=2)
+        assert [(read.args, read.constructor_args) for read in claimed] == [(document, document)] * 2
+
+    @pytest.mark.parametrize("shape", SHAPES)
+    def test_one_level_deeper_is_refused_before_anything_is_written(self, backend: SQLBackend, shape: Shape) -> None:
+        limit = backend.max_json_depth
+        too_deep = nested(limit + 1, shape)
+        kept = backend.create_new_job(new_job(args=["kept"]))
+
+        def refused(field: str) -> Any:
+            return pytest.raises(ValueError, match=f"^{field} is nested more than {limit} levels deep$")
+
+        for field in ("args", "constructor_args", "uniqueness_config"):
+            with refused(field):
+                backend.create_new_job(new_job(**{field: too_deep}))
+            with refused(field):
+                backend.create_new_jobs([new_job(), new_job(**{field: too_deep})])
+        for field in JSON_FIELDS:
+            with refused(field):
+                backend.update_job(kept.id, state="completed", **{field: too_deep})
+        with refused("args"):
+            backend.list_jobs(args=too_deep)
+        with refused("result"):
+            backend.update_job(kept.id, result=[nested(limit, shape)])
+        assert backend.list_jobs() == [kept]

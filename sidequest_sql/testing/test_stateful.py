@@ -39,6 +39,7 @@ from sidequest_sql.errors import SidequestError
 from sidequest_sql.records import FINISHED_STATES, JOB_STATES, JobData, JobTransition, NewJobData, QueueConfig
 
 from .clock import START, ManualClock
+from .documents import SHAPES, nested
 from .model import ModelBackend, json_equal
 from .fixtures import backend  # noqa: F401  (the suite's fixture)
 
@@ -276,7 +277,9 @@ class SidequestStateMachine(RuleBasedStateMachine):
         self.clock = clock
         clock.set(START)
         backend.truncate()
-        self.model = ModelBackend(clock=clock, worker_name=backend.worker_name)
+        self.model = ModelBackend(
+            clock=clock, worker_name=backend.worker_name, max_json_depth=backend.max_json_depth
+        )
         self.backend_job_ids: dict[int, int] = {}
         self.backend_queue_ids: dict[int, int] = {}
         self.touched: set[int] = set()
@@ -531,6 +534,12 @@ class SidequestStateMachine(RuleBasedStateMachine):
     @rule(job=jobs, data=st.data())
     def change_fields(self, job: int, data: st.DataObject) -> None:
         self.update(job, **data.draw(job_changes(self.clock()), label="changes"))
+
+    @rule(job=jobs, field=st.sampled_from(JSON_FIELDS), shape=st.sampled_from(SHAPES), beyond=st.sampled_from([0, 1]))
+    def set_a_deep_document(self, job: int, field: str, shape: Any, beyond: int) -> None:
+        """A document as deep as the backend declares it takes (``max_json_depth``), or one
+        level deeper, which both sides refuse."""
+        self.update(job, **{field: nested(self.backend.max_json_depth + beyond, shape)})
 
     @rule(job=jobs, bad=st.sampled_from([{"id": 1}, {"class": "X"}, {"state": "done"}, {"nope": 1},
                                          {"attempted_at": datetime(2030, 1, 1)}, {"args": None}]))  # fmt: skip

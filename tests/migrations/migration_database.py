@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 
 import sidequest_sql as sq
 from sidequest_sql.base import SQLBackend
-from sidequest_sql.schema import VERSION_TABLE, metadata
+from sidequest_sql.schema import NODE_BOOKKEEPING_TABLES, VERSION_TABLE, metadata
 
 # What SQLAlchemy and alembic say when SQLite's reflection skips an index on an expression.
 _UNREFLECTED_EXPRESSION_INDEX = (
@@ -60,6 +60,11 @@ class Database:
             with self.engine.begin() as conn:
                 conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
+    @property
+    def node_bookkeeping(self) -> set[str]:
+        """The tables kept beside ours for Node Sidequest's own migrations: on Postgres only."""
+        return set(NODE_BOOKKEEPING_TABLES) if self.dialect == "postgresql" else set()
+
     def table_names(self) -> set[str]:
         with self.engine.connect() as conn:
             return set(sa.inspect(conn).get_table_names())
@@ -68,7 +73,10 @@ class Database:
         """What alembic autogenerate finds between the database and ``schema.metadata``.
 
         SQLite's reflection cannot read an index on an expression, so there
-        such indexes are compared by the ``CREATE INDEX`` SQLite keeps.
+        such indexes are compared by the ``CREATE INDEX`` SQLite keeps. The
+        tables kept for Node Sidequest's migrations are not the models': they
+        are left out (``tests/postgres/test_pg_node_tables.py`` checks them
+        against the ones Node makes).
         """
         with self.engine.connect() as conn, warnings.catch_warnings():
             if self.dialect == "sqlite":
@@ -82,6 +90,7 @@ class Database:
                     "render_as_batch": True,
                     "compare_type": True,
                     "compare_server_default": True,
+                    "include_object": _not_node_bookkeeping,
                 },
             )
             differences: list[Any] = compare_metadata(context, metadata)
@@ -94,6 +103,11 @@ class Database:
             store.close()
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _not_node_bookkeeping(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    return getattr(table, "name", None) not in NODE_BOOKKEEPING_TABLES
 
 
 def _sqlite_expression_index_differences(conn: sa.Connection) -> list[Any]:

@@ -58,7 +58,7 @@ def test_empty_database_to_head_matches_the_models(database: Database) -> None:
 
     assert database.backend().migrate() == REVISIONS
 
-    assert database.table_names() == TABLES | {VERSION_TABLE}
+    assert database.table_names() == TABLES | {VERSION_TABLE} | database.node_bookkeeping
     assert version_rows(database) == [REVISIONS[-1]]
     assert database.schema_differences() == []
 

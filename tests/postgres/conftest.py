@@ -5,6 +5,9 @@ so it neither sees nor disturbs other tests or suites sharing the database.
 Every connection carries a lock and statement timeout, so that a claim that
 blocks where it must not fails the test instead of hanging it.
 
+``node_sidequest`` runs Node Sidequest's own code (``tests/node``) on the
+same database.
+
 What must not touch a shared server (restarting it, passwords, TLS) runs on
 ``spare_cluster``, a cluster the tests create and drop (``spare_cluster.py``).
 """
@@ -18,6 +21,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from node_sidequest import NodeSidequest
+from node_sidequest import unavailable_reason as node_unavailable_reason
 from spare_cluster import CREATED, SpareCluster, create_spare_cluster, drop_spare_cluster, unavailable_reason
 
 import sidequest_sql as sq
@@ -87,6 +92,18 @@ def pg_backend(make_backend: Callable[..., SQLBackend], new_schema: Callable[...
 
 
 @pytest.fixture(scope="session")
+def node_sidequest(postgres_url: str) -> NodeSidequest:
+    """Node Sidequest's own code on the test database (``node_sidequest.py``); skipped, saying
+    how to install it, where node or the pinned packages are missing (failed in CI)."""
+    reason = node_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return NodeSidequest(postgres_url)
+
+
+@pytest.fixture(scope="session")
 def spare_cluster() -> Iterator[SpareCluster]:
     """A Postgres cluster of the tests' own (``spare_cluster.py``), to restart and to log in to
     with a password and TLS; dropped at the end. Skipped where it cannot be made (failed in CI)."""
@@ -117,6 +134,13 @@ def spare_schema(spare_cluster: SpareCluster) -> Iterator[Callable[[], str]]:
         with spare_cluster.admin() as conn:
             for name in names:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # ``-m node`` selects (and ``-m "not node"`` leaves out) exactly the tests that run Node.
+    for item in items:
+        if "node_sidequest" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.node)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -11,11 +11,11 @@ from pg_relations import relations
 from sidequest_sql import NewJobData
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.migrations import revisions
-from sidequest_sql.schema import VERSION_TABLE
+from sidequest_sql.schema import NODE_BOOKKEEPING_TABLES, VERSION_TABLE
 
 pytestmark = pytest.mark.postgres
 
-OUR_TABLES = {"sidequest_queues", "sidequest_jobs", VERSION_TABLE}
+OUR_TABLES = {"sidequest_queues", "sidequest_jobs", VERSION_TABLE, *NODE_BOOKKEEPING_TABLES}
 
 
 def schema_exists(conn: sa.Connection, schema: str) -> bool:

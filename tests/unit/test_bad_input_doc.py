@@ -21,6 +21,9 @@ import pytest
 
 import sidequest_sql as sq
 from sidequest_sql import JobTransition, NewJobData, registry  # noqa: F401  (used by the calls of the table)
+from sidequest_sql.dialects.mysql import MySQLBackend
+from sidequest_sql.dialects.postgres import PostgresBackend
+from sidequest_sql.dialects.sqlite import SQLiteBackend
 from sidequest_sql.testing.clock import ManualClock
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "bad-input.md"
@@ -70,7 +73,7 @@ SECTIONS: dict[str, list[str]] = {
         'create_new_job(job(args=[Decimal("1.5")]))',
         "create_new_job(job(args=[datetime(2030, 1, 1, tzinfo=UTC)]))",
         "create_new_job(job(args=[10**400]))",
-        "create_new_job(job(args=deep(32)))",
+        "create_new_job(job(args=deep(257)))",
         "create_new_job(job(available_at=datetime(2030, 1, 1)))",
         'create_new_job(job(available_at="2030-01-01T00:00:00Z"))',
         "create_new_job(job(available_at=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))))",
@@ -219,6 +222,14 @@ def test_every_row_is_a_refusal_with_a_documented_error() -> None:
         error = match["error"]
         assert error in {"ValueError", "TypeError"} or issubclass(getattr(sq, error, object), sq.SidequestError), line
         assert match["message"], line
+
+
+def test_the_json_nesting_limits_are_the_dialects_own() -> None:
+    page = PAGE.read_text()
+    match = re.search(r"\| JSON nesting \| at most (\d+) .*? on Postgres and SQLite, (\d+) on MySQL and MariaDB", page)
+    assert match is not None
+    assert int(match[1]) == PostgresBackend.max_json_depth == SQLiteBackend.max_json_depth
+    assert int(match[2]) == MySQLBackend.max_json_depth
 
 
 @pytest.mark.parametrize("secret", ["secret", "p@ss"])

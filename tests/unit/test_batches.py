@@ -37,7 +37,10 @@ def sqlite() -> Iterator[SQLBackend]:
 
 def job_rows(backend: SQLBackend, count: int) -> list[dict[str, Any]]:
     return [
-        new_job_values(NewJobData("q", "s.js", "C", args=[i], unique_digest=f"d{i}"), NOW, "job")
+        new_job_values(
+            NewJobData("q", "s.js", "C", args=[i], unique_digest=f"d{i}"), NOW, "job",
+            max_json_depth=backend.max_json_depth,
+        )
         for i in range(count)
     ]
 

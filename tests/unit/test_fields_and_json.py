@@ -23,8 +23,12 @@ from sidequest_sql.fields import (
     check_text,
     check_time,
 )
-from sidequest_sql.jsonvalues import MAX_DEPTH, check_json, dumps, loads
+from sidequest_sql.jsonvalues import check_json, dumps, loads
 from sidequest_sql.records import JOB_STATES, QUEUE_STATES
+
+
+# A dialect's max_json_depth, as the checks are given it.
+DEPTH = 31
 
 
 def nested(depth: int) -> list[Any]:
@@ -57,11 +61,11 @@ def nested(depth: int) -> list[Any]:
         {},
         [1, "a", None, [True, {"k": [2.5]}]],
         {"": 0, "nested": {"deep": [{}]}},
-        nested(MAX_DEPTH),
+        nested(DEPTH),
     ],
 )
 def test_check_json_accepts(value: Any) -> None:
-    check_json(value, "args")
+    check_json(value, "args", DEPTH)
 
 
 @pytest.mark.parametrize(
@@ -93,12 +97,12 @@ def test_check_json_accepts(value: Any) -> None:
         (object(), TypeError, "args"),
         ([1j], TypeError, "args[0]"),
         (10**4000, ValueError, "args"),
-        (nested(MAX_DEPTH + 1), ValueError, "args"),
+        (nested(DEPTH + 1), ValueError, "args"),
     ],
 )
 def test_check_json_refuses(value: Any, error: type[Exception], where: str) -> None:
     with pytest.raises(error) as info:
-        check_json(value, "args")
+        check_json(value, "args", DEPTH)
     assert where in str(info.value)
 
 
@@ -106,7 +110,7 @@ def test_check_json_refuses_a_cycle_instead_of_looping() -> None:
     cycle: list[Any] = []
     cycle.append(cycle)
     with pytest.raises(ValueError, match="args"):
-        check_json(cycle, "args")
+        check_json(cycle, "args", DEPTH)
 
 
 # -- dumps --------------------------------------------------------------------------------
@@ -167,7 +171,7 @@ json_values = st.recursive(
 @settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_dumps_is_checked_loadable_and_independent_of_key_order(value: Any) -> None:
-    check_json(value, "args")
+    check_json(value, "args", DEPTH)
     text = dumps(value)
     assert loads(text) == value
     assert not any(
@@ -240,24 +244,24 @@ def test_check_text_refuses(value: Any, error: type[Exception]) -> None:
 
 @pytest.mark.parametrize("state", JOB_STATES)
 def test_every_job_state_is_accepted(state: str) -> None:
-    check_changes(JOB_FIELDS, {"state": state}, "job")
+    check_changes(JOB_FIELDS, {"state": state}, "job", max_json_depth=DEPTH)
 
 
 @pytest.mark.parametrize("state", ["Waiting", "WAITING", "done", "", " waiting", "active", "paused"])
 def test_other_job_states_are_refused(state: str) -> None:
     with pytest.raises(ValueError, match="state"):
-        check_changes(JOB_FIELDS, {"state": state}, "job")
+        check_changes(JOB_FIELDS, {"state": state}, "job", max_json_depth=DEPTH)
 
 
 @pytest.mark.parametrize("state", QUEUE_STATES)
 def test_every_queue_state_is_accepted(state: str) -> None:
-    check_changes(QUEUE_FIELDS, {"state": state}, "queue")
+    check_changes(QUEUE_FIELDS, {"state": state}, "queue", max_json_depth=DEPTH)
 
 
 @pytest.mark.parametrize("state", ["Active", "waiting", "stopped", ""])
 def test_other_queue_states_are_refused(state: str) -> None:
     with pytest.raises(ValueError, match="state"):
-        check_changes(QUEUE_FIELDS, {"state": state}, "queue")
+        check_changes(QUEUE_FIELDS, {"state": state}, "queue", max_json_depth=DEPTH)
 
 
 def test_the_six_job_states_and_two_queue_states() -> None:
@@ -288,7 +292,7 @@ def test_the_six_job_states_and_two_queue_states() -> None:
 )
 def test_job_changes_are_checked(changes: dict[str, Any], error: type[Exception], word: str) -> None:
     with pytest.raises(error, match=word):
-        check_changes(JOB_FIELDS, changes, "job")
+        check_changes(JOB_FIELDS, changes, "job", max_json_depth=DEPTH)
 
 
 @pytest.mark.parametrize(
@@ -301,7 +305,7 @@ def test_job_changes_are_checked(changes: dict[str, Any], error: type[Exception]
     ],
 )
 def test_job_changes_accepted(changes: dict[str, Any]) -> None:
-    check_changes(JOB_FIELDS, changes, "job")
+    check_changes(JOB_FIELDS, changes, "job", max_json_depth=DEPTH)
 
 
 @pytest.mark.parametrize(
@@ -318,7 +322,7 @@ def test_job_changes_accepted(changes: dict[str, Any]) -> None:
 )
 def test_queue_changes_are_checked(changes: dict[str, Any], error: type[Exception], word: str) -> None:
     with pytest.raises(error, match=word):
-        check_changes(QUEUE_FIELDS, changes, "queue")
+        check_changes(QUEUE_FIELDS, changes, "queue", max_json_depth=DEPTH)
 
 
 # -- check_time -----------------------------------------------------------------------------
@@ -382,4 +386,4 @@ def test_a_quick_yes_is_never_given_to_a_value_the_full_checks_refuse(
 ) -> None:
     name, spec = named
     if value is not None and spec.plainly_fine(value):
-        spec.check_fully(value, name)
+        spec.check_fully(value, name, DEPTH)
