@@ -326,7 +326,7 @@ class SQLBackend(DialectHooks):
         groups: dict[tuple[Any, ...], list[JobTransition]] = {}
         seen: set[int] = set()
         for i, item in enumerate(items):
-            check_transition(item, f"transitions[{i}]")
+            check_transition(item, f"transitions[{i}]", max_json_depth=self.max_json_depth)
             if item.job_id in seen:
                 raise ValueError(f"transitions[{i}]: job {item.job_id} appears twice in transitions")
             seen.add(item.job_id)

@@ -217,7 +217,7 @@ def check_like_pattern(pattern: Any, name: str) -> None:
         raise ValueError(f"{name} ends with a lone backslash; write '\\\\' for a literal one")
 
 
-def check_transition(item: Any, name: str) -> None:
+def check_transition(item: Any, name: str, *, max_json_depth: int) -> None:
     """A ``JobTransition``: a job id, a state to expect, fields to change that are fields."""
     if not isinstance(item, JobTransition):
         raise TypeError(f"{name} must be a JobTransition, not {type(item).__name__}")
@@ -230,4 +230,4 @@ def check_transition(item: Any, name: str) -> None:
         check_int(item.expect_attempt, f"{name}.expect_attempt")
     if not isinstance(item.changes, Mapping):
         raise TypeError(f"{name}.changes must be a mapping of field names to values")
-    check_changes(JOB_FIELDS, item.changes, "job")
+    check_changes(JOB_FIELDS, item.changes, "job", max_json_depth=max_json_depth)

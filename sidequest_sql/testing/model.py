@@ -396,7 +396,7 @@ class ModelBackend:
             raise TypeError("transitions must be an iterable of JobTransition")
         items = list(transitions)
         for i, item in enumerate(items):
-            check_transition(item, f"transitions[{i}]")
+            check_transition(item, f"transitions[{i}]", max_json_depth=self.max_json_depth)
             if any(other.job_id == item.job_id for other in items[:i]):
                 raise ValueError(f"transitions[{i}]: job {item.job_id} appears twice in transitions")
         holds = [self._holds(item) for item in items]

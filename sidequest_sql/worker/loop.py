@@ -332,7 +332,7 @@ class Worker:
                 raise
             except BaseException as exc:  # noqa: BLE001 - a job's SystemExit is its failure, not the worker's
                 return outcomes.raised(job, exc, self._store.now())
-            return outcomes.completed(job, value, self._store.now())
+            return outcomes.completed(job, value, self._store.now(), self._store.max_json_depth)
         running = run.thread = self._threads.start(prepared.call)
         try:
             ok, value = await asyncio.wait_for(asyncio.shield(running.result), timeout)
@@ -344,7 +344,7 @@ class Worker:
                 running.stop()
             raise
         if ok:
-            return outcomes.completed(job, value, self._store.now())
+            return outcomes.completed(job, value, self._store.now(), self._store.max_json_depth)
         return outcomes.raised(job, value, self._store.now())
 
     # -- writing outcomes --------------------------------------------------------------

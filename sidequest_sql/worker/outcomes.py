@@ -37,9 +37,11 @@ class Outcome:
     detail: str = ""
 
 
-def completed(job: JobData, value: Any, now: datetime) -> Outcome:
+def completed(job: JobData, value: Any, now: datetime, max_json_depth: int) -> Outcome:
+    """The job completed with ``value``, or failed if the store could not keep it
+    (``max_json_depth``: the store's)."""
     try:
-        check_json(value, "the result")
+        check_json(value, "the result", max_json_depth)
     except (TypeError, ValueError) as exc:
         message = f"{job.job_class} returned a result that cannot be stored as JSON: {exc}"
         return Outcome("failed", transitions.failed(job, transitions.error_entry(job, "ResultError", message), now), message)

@@ -40,6 +40,11 @@ class Store:
     def worker_name(self) -> str:
         return self.backend.worker_name
 
+    @property
+    def max_json_depth(self) -> int:
+        """How deeply the store nests JSON: a job's result is checked against it."""
+        return self.backend.max_json_depth
+
     def now(self) -> datetime:
         return self.backend.clock()
 

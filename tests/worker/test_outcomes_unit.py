@@ -47,12 +47,12 @@ class TestBackoff:
 
 class TestOutcomes:
     def test_a_value_completes(self) -> None:
-        outcome = outcomes.completed(running_job(), {"ok": True}, NOW)
+        outcome = outcomes.completed(running_job(), {"ok": True}, NOW, 256)
         assert outcome.kind == "completed"
         assert outcome.changes == {"state": "completed", "result": {"ok": True}, "completed_at": NOW}
 
     def test_a_result_that_is_not_json_fails_the_job(self) -> None:
-        outcome = outcomes.completed(running_job(), object(), NOW)
+        outcome = outcomes.completed(running_job(), object(), NOW, 256)
         assert outcome.kind == "failed" and outcome.changes["errors"][0]["name"] == "ResultError"
 
     def test_an_exception_is_retried_with_the_error_in_sidequests_shape(self) -> None:
@@ -78,7 +78,7 @@ class TestOutcomes:
         outcome = outcomes.raised(running_job(), ValueError("bad \x00 byte and \ud800"), NOW)
         entry = outcome.changes["errors"][-1]
         assert entry["message"] == "bad \\x00 byte and \\ud800"
-        check_json(outcome.changes["errors"], "errors")
+        check_json(outcome.changes["errors"], "errors", 256)
 
     def test_the_last_attempt_fails(self) -> None:
         outcome = outcomes.raised(running_job(attempt=3), ValueError("x"), NOW)
