@@ -2,9 +2,8 @@
 
 An ``AsyncSQLBackend``'s operations are awaited on the worker's loop. A
 ``SQLBackend``'s run in a few threads of their own, so that the loop never
-blocks on the database and no job's thread can hold a store call up; a
-waiting ``wait_for_jobs`` has a thread to itself. Either way the worker's
-scheduling code is written once, against ``call``.
+blocks on the database and no job's thread can hold a store call up.
+Either way the worker's scheduling code is written once, against ``call``.
 
 Store calls are never cancelled: a claim cut off after its statement went
 would leave jobs claimed that nobody runs.
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from sidequest_sql.base import SQLBackend
 
 STORE_THREADS = 3
-"""A claim, a batch of outcomes and a wait may be in flight at once."""
+"""A claim (or a start), a batch of outcomes and a housekeeping call may be in flight at once."""
 
 
 class Store:
