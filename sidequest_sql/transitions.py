@@ -1,7 +1,8 @@
 """What each step of a job's life changes, as pure functions of the job and "now".
 
 Each returns the fields to change, ready for a checked write
-(``JobTransition``). They follow Sidequest's own transitions (its core
+(``transition_job``, ``JobTransition``); the worker and the command line's
+``stale --release`` (``cli.transitions``) share them. They follow Sidequest's own transitions (its core
 package's ``RunTransition``, ``CompleteTransition``, ``RetryTransition``,
 ``SnoozeTransition``, ``FailTransition``): the same fields, the same error
 entries (``name``, ``message``, ``stack``, then ``attempt``,
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RETRY_DELAY_MS = 1_000
 MAX_RETRY_DELAY_MS = 3_600_000
+STALE_MESSAGE = "Stale job released for retry"
 
 
 def retry_delay_ms(attempt: int, retry_delay: int | None, backoff_strategy: str | None, jitter: float = 1.0) -> int:
@@ -99,6 +101,22 @@ def snoozed(job: JobData, now: datetime, delay_ms: int) -> dict[str, Any]:
     if job.state == "running" and job.attempt > 0:
         changes["attempt"] = job.attempt - 1
     return changes
+
+
+def released(job: JobData, now: datetime) -> dict[str, Any]:
+    """A stale job put back, as Sidequest's engine releases it.
+
+    A claimed job never started, so its attempt was not counted: it simply
+    goes back to waiting. A running job's attempt was counted when it
+    started: it is retried after its backoff if attempts are left, else it
+    fails; either way a ``StaleJobError`` is recorded, as a worker would.
+    The backoff is the deterministic middle of the jitter, so that an
+    operator's command says when the job runs again.
+    """
+    if job.state == "claimed":
+        return {"state": "waiting"}
+    entry = error_entry(job, "StaleJobError", STALE_MESSAGE)
+    return retried(job, entry, now, retry_delay_ms(job.attempt, job.retry_delay, job.backoff_strategy))
 
 
 def given_back() -> dict[str, Any]:

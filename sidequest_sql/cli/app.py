@@ -338,10 +338,16 @@ def show_job(backend: SQLBackend, job_id: int, as_json: bool) -> None:
         out().print(render.job_detail(job))
 
 
-def _transition(backend: SQLBackend, job_id: int, rule: Callable[..., dict[str, Any]]) -> tuple[JobData, JobData]:
+def _transition(
+    backend: SQLBackend, job_id: int, rule: Callable[..., dict[str, Any]], action: str, *also: str
+) -> tuple[JobData, JobData]:
+    """``rule`` applied to the job as read, unless it changed since (in its state or the fields ``also`` names)."""
     job = get_job(backend, job_id)
     changes = rule(job, backend.clock())
-    return job, backend.update_job(job_id, **changes)
+    after = backend.transition_job(job_id, **transitions.as_read(job, *also), **changes)
+    if after is None:
+        raise transitions.changed_under([(job, backend.get_job(job_id))], action)
+    return job, after
 
 
 @cli.command()
@@ -353,9 +359,12 @@ def rerun(backend: SQLBackend, job_id: int, as_json: bool) -> None:
     """Run a completed, failed or canceled job again.
 
     It goes back to waiting, available now; if its attempts are used up it
-    is allowed one more. A job in any other state is refused (exit 1).
+    is allowed one more. A job in any other state is refused (exit 1), and so
+    is one that changed while the command ran (a worker or another operator
+    got there first): it is left as it is.
     """
-    before, after = _transition(backend, job_id, transitions.rerun)
+    # The attempt too: how many attempts the rerun allows is worked out from it.
+    before, after = _transition(backend, job_id, transitions.rerun, "rerun", "attempt")
     if as_json:
         render.echo_json(after)
         return
@@ -377,9 +386,10 @@ def cancel(backend: SQLBackend, job_id: int, as_json: bool) -> None:
     """Cancel a waiting or running job.
 
     It becomes canceled with canceled_at now; a worker running it sees the
-    change. A job in any other state is refused (exit 1).
+    change. A job in any other state is refused (exit 1), and so is one whose
+    state changed while the command ran: it is left as it is.
     """
-    before, after = _transition(backend, job_id, transitions.cancel)
+    before, after = _transition(backend, job_id, transitions.cancel, "canceled")
     if as_json:
         render.echo_json(after)
         return
@@ -444,6 +454,9 @@ def stale(backend: SQLBackend, max_stale_ms: int, max_claimed_ms: int, release: 
     Releasing does what Sidequest's engine does: a claimed job goes back to
     waiting; a running job is retried after its backoff if it has attempts
     left (the attempt it was on counts), else it fails. The error is recorded.
+    A job that moved on after it was found stale (its worker finished it, or
+    another release got there first) is left as it is; the others are still
+    released, and the command then says which changed and exits 1.
     """
     found = backend.stale_jobs(max_stale_ms=max_stale_ms, max_claimed_ms=max_claimed_ms)
     if not release:
@@ -454,40 +467,40 @@ def stale(backend: SQLBackend, max_stale_ms: int, max_claimed_ms: int, release: 
         else:
             out().print("No stale jobs.")
         return
-    released: list[JobData] = []
-    skipped: list[JobData] = []
+    released: list[tuple[JobData, JobData]] = []
+    changed: list[tuple[JobData, JobData | None]] = []
     for job in found:
-        current = backend.get_job(job.id)
-        # The list is a snapshot: a worker may have moved on since; leave such a job alone.
-        if current is None or _execution(current) != _execution(job):
-            skipped.append(job)
-            continue
-        released.append(backend.update_job(job.id, **transitions.release(job, backend.clock())))
-    if as_json:
-        render.echo_json({"released": released, "skipped": [job.id for job in skipped]})
-        return
-    console = out()
-    if not found:
-        console.print("No stale jobs.")
-    by_id = {job.id: job for job in found}
-    for job in released:
-        note = ""
-        if job.state == "waiting" and by_id[job.id].state == "running":
-            note = f", available at {render.when(job.available_at)} UTC (attempt {job.attempt} of {job.max_attempts} used)"
-        elif job.state == "failed":
-            note = f" (all {job.max_attempts} attempts used)"
-        console.print(
-            Text.assemble(
-                f"Job {job.id}: ", render.state_text(by_id[job.id].state), " → ", render.state_text(job.state),
-                f"{note}.",
+        try:
+            after = backend.transition_job(
+                job.id, **transitions.as_read(job, "claimed_by", "attempt"), **transitions.release(job, backend.clock())
             )
-        )
-    for job in skipped:
-        console.print(f"Job {job.id}: changed since it was found stale; left alone.", style="dim")
-
-
-def _execution(job: JobData) -> tuple[Any, ...]:
-    return (job.state, job.attempt, job.claimed_by, job.claimed_at, job.attempted_at)
+        except JobNotFoundError:
+            changed.append((job, None))
+            continue
+        if after is None:
+            changed.append((job, backend.get_job(job.id)))
+        else:
+            released.append((job, after))
+    if as_json:
+        render.echo_json({"released": [after for _, after in released], "skipped": [job.id for job, _ in changed]})
+    elif not found:
+        out().print("No stale jobs.")
+    else:
+        console = out()
+        for before, job in released:
+            note = ""
+            if job.state == "waiting" and before.state == "running":
+                used = f"attempt {job.attempt} of {job.max_attempts} used"
+                note = f", available at {render.when(job.available_at)} UTC ({used})"
+            elif job.state == "failed":
+                note = f" (all {job.max_attempts} attempts used)"
+            console.print(
+                Text.assemble(
+                    f"Job {job.id}: ", render.state_text(before.state), " → ", render.state_text(job.state), f"{note}."
+                )
+            )
+    if changed:
+        raise transitions.changed_under(changed, "released")
 
 
 # -- cleanup ----------------------------------------------------------------------

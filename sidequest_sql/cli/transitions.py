@@ -1,17 +1,24 @@
 """The state changes an operator may apply to a job, as pure functions.
 
-Each takes a job and "now" and returns the fields to change, ready for
-``SQLBackend.update_job``, or raises ``Refusal`` saying why the job's state
-does not allow it. They follow Sidequest's own transitions: rerun
-(``RerunTransition``), cancel (``CancelTransition``) and the engine's release
-of stale jobs (a claimed job goes back to waiting; a running one is retried
-with ``RetryTransition``, which fails it once its attempts are used up).
+Each takes a job and "now" and returns the fields to change, or raises
+``Refusal`` saying why the job's state does not allow it. They follow
+Sidequest's own transitions: rerun (``RerunTransition``), cancel
+(``CancelTransition``) and the engine's release of stale jobs, whose
+changes (``sidequest_sql.transitions.released``) the worker's own stale
+release shares.
+
+The changes are applied with ``SQLBackend.transition_job``, expecting the job
+as the command read it (``as_read``), so that a job that changed in between
+(a worker finished it, another operator got there first) is left as it is
+and the command says so (``changed_under``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from sidequest_sql import transitions
 
 if TYPE_CHECKING:
     from sidequest_sql.records import JobData
@@ -19,10 +26,6 @@ if TYPE_CHECKING:
 RERUNNABLE = ("completed", "failed", "canceled")
 CANCELABLE = ("waiting", "running")
 RELEASABLE = ("claimed", "running")
-
-STALE_MESSAGE = "Stale job released for retry"
-DEFAULT_RETRY_DELAY_MS = 1_000
-MAX_RETRY_DELAY_MS = 3_600_000
 
 _WHY = {
     "waiting": "it has not run yet",
@@ -36,6 +39,44 @@ _WHY = {
 
 class Refusal(Exception):
     """The job's state does not allow the operation; the message says why."""
+
+
+def as_read(job: JobData, *also: str) -> dict[str, Any]:
+    """``transition_job``'s precondition: the job still in the state it was read in,
+    and still holding the values it was read with in the fields ``also`` names."""
+    return {"expect_state": job.state, **{f"expect_{name}": getattr(job, name) for name in also}}
+
+
+def changed_under(changed: list[tuple[JobData, JobData | None]], action: str) -> Refusal:
+    """The refusal of an operation not applied to jobs that changed between the
+    read it was decided on and its write: each job as read, and as it is now
+    (None: deleted)."""
+    if len(changed) == 1:
+        [(before, after)] = changed
+        return Refusal(
+            f"job {before.id} changed while it was being {action}: it {_now(before, after)}, so it was left as it is"
+        )
+    clauses = [f"job {before.id} {_now(before, after)}" for before, after in changed]
+    return Refusal(
+        f"{len(changed)} jobs changed while they were being {action}, so they were left as they are: "
+        + "; ".join(clauses)
+    )
+
+
+def _now(before: JobData, after: JobData | None) -> str:
+    if after is None:
+        return "was deleted"
+    return f"is now {_seen(after, before)} (it was {_seen(before, after)})"
+
+
+def _seen(job: JobData, other: JobData) -> str:
+    """``job``'s state, and its attempt and worker where they differ from ``other``'s."""
+    parts: list[str] = [job.state]
+    if job.attempt != other.attempt:
+        parts.append(f"at attempt {job.attempt}")
+    if job.claimed_by != other.claimed_by:
+        parts.append("claimed by nobody" if job.claimed_by is None else f"claimed by {job.claimed_by}")
+    return ", ".join(parts)
 
 
 def rerun(job: JobData, now: datetime) -> dict[str, Any]:
@@ -62,47 +103,8 @@ def cancel(job: JobData, now: datetime) -> dict[str, Any]:
 
 
 def release(job: JobData, now: datetime) -> dict[str, Any]:
-    """What releasing a stale job does to it.
-
-    A claimed job never started, so its attempt was not counted: it simply
-    goes back to waiting. A running job's attempt was counted when it
-    started: it is retried after its backoff if attempts are left, else it
-    fails; either way the error is recorded, as a worker would.
-    """
+    """What releasing a stale job does to it (``sidequest_sql.transitions.released``,
+    which the worker's stale release applies too)."""
     if job.state not in RELEASABLE:
         raise Refusal(f"cannot release job {job.id}: it is {job.state}, and only a claimed or running job can be stale")
-    if job.state == "claimed":
-        return {"state": "waiting"}
-    errors = _with_error(job)
-    if job.attempt >= job.max_attempts:
-        return {"state": "failed", "failed_at": now, "errors": errors}
-    delay = retry_delay_ms(job.attempt, job.retry_delay, job.backoff_strategy)
-    return {"state": "waiting", "available_at": now + timedelta(milliseconds=delay), "errors": errors}
-
-
-def retry_delay_ms(attempt: int, retry_delay: int | None, backoff_strategy: str | None) -> int:
-    """Milliseconds before a retried job is available again.
-
-    ``fixed`` waits ``retry_delay`` every time; anything else doubles it per
-    attempt, up to an hour. Sidequest adds random jitter to the doubling; an
-    operator's command stays deterministic instead.
-    """
-    base = DEFAULT_RETRY_DELAY_MS if retry_delay is None else max(retry_delay, 0)
-    if backoff_strategy == "fixed":
-        return base
-    return int(min(base * 2 ** min(max(attempt - 1, 0), 32), MAX_RETRY_DELAY_MS))
-
-
-def _with_error(job: JobData) -> list[Any]:
-    entry = {
-        "name": "StaleJobError",
-        "message": STALE_MESSAGE,
-        "attempt": job.attempt,
-        "attempted_at": job.attempted_at.isoformat() if job.attempted_at else None,
-        "attempt_by": job.claimed_by,
-    }
-    if job.errors is None:
-        return [entry]
-    if isinstance(job.errors, list):
-        return [*job.errors, entry]
-    return [job.errors, entry]
+    return transitions.released(job, now)

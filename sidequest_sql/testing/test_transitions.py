@@ -15,8 +15,8 @@ import dataclasses
 import multiprocessing
 import threading
 from collections import Counter
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -32,8 +32,6 @@ from .test_bad_input import snapshot
 from .test_concurrency import WAIT_S, reports_of, require_shared_database, run_threads, work_in_process
 
 QUEUE = "transitions"
-WORKER = "contract-worker"
-"""The fixture backend's ``worker_name``: what its claims record as ``claimed_by``."""
 
 
 def new_job(**fields: Any) -> NewJobData:
@@ -79,12 +77,10 @@ class TestTransitionJob:
         assert snapshot(backend) == before
         assert backend.get_job(other.id) == other
 
-    def test_claimed_by_and_attempt_are_compared_only_when_given(
-        self, backend: SQLBackend, sidequest_clock: ManualClock
-    ) -> None:
+    def test_claimed_by_and_attempt_are_compared_only_when_given(self, backend: SQLBackend) -> None:
         job = backend.create_new_job(new_job())
         # A waiting job is claimed by nobody: any claimed_by it is expected to have is wrong.
-        assert backend.transition_job(job.id, expect_state="waiting", expect_claimed_by=WORKER, priority=1) is None
+        assert backend.transition_job(job.id, expect_state="waiting", expect_claimed_by="w", priority=1) is None
         moved = backend.transition_job(job.id, expect_state="waiting", priority=2)
         assert moved is not None and moved.priority == 2
         moved = backend.transition_job(job.id, expect_state="waiting", expect_attempt=0, priority=3)
@@ -228,17 +224,17 @@ RACERS = ("completer-0", "releaser-0", "completer-1", "releaser-1")
 and a releaser collide at each end, and all four in the middle."""
 
 
-def race(backend: SQLBackend, racer: str, ids: list[int]) -> list[int]:
-    """One racer's pass over every job, each expected running at attempt 1 under
-    ``WORKER``: a completer completes them, a releaser (a sweeper) puts them
-    back to waiting. The ids whose transition it won."""
+def race(backend: SQLBackend, racer: str, ids: list[int], owner: str) -> list[int]:
+    """One racer's pass over every job, each expected running at attempt 1,
+    claimed by ``owner``: a completer completes them, a releaser (a sweeper)
+    puts them back to waiting. The ids whose transition it won."""
     ids = ids if RACERS.index(racer) < 2 else ids[::-1]
     now = backend.clock()
     if racer.startswith("completer"):
         changes: dict[str, Any] = {"state": "completed", "completed_at": now, "result": racer}
     else:
         changes = {"state": "waiting", "claimed_by": None, "claimed_at": None, "errors": [racer]}
-    expected = {"expect_state": "running", "expect_claimed_by": WORKER, "expect_attempt": 1}
+    expected = {"expect_state": "running", "expect_claimed_by": owner, "expect_attempt": 1}
     return [job_id for job_id in ids if backend.transition_job(job_id, **expected, **changes) is not None]
 
 
@@ -278,7 +274,7 @@ class TestAStaleReleaseRacingACompletion:
             with sidequest_backends(sidequest_url, clock=sidequest_clock, worker_name=RACERS[i], **options) as own:
                 own.get_queue(QUEUE)
                 start.wait(WAIT_S)
-                return race(own, RACERS[i], ids)
+                return race(own, RACERS[i], ids, backend.worker_name)
 
         won = run_threads(len(RACERS), racer)
         check_one_winner_each(backend, ids, dict(zip(RACERS, won, strict=True)))
@@ -296,9 +292,11 @@ class TestAStaleReleaseRacingACompletion:
         context = multiprocessing.get_context("spawn")
         start, results = context.Barrier(len(RACERS)), context.Queue()
         common = (sidequest_backends, sidequest_url, sidequest_engine_options, sidequest_clock())
+        owner = backend.worker_name
         workers = [
             context.Process(
-                target=work_in_process, args=(*common, racer, partial(race, racer=racer, ids=ids), start, results)
+                target=work_in_process,
+                args=(*common, racer, partial(race, racer=racer, ids=ids, owner=owner), start, results),
             )
             for racer in RACERS
         ]
@@ -311,7 +309,7 @@ class TestAStaleReleaseRacingACompletion:
 
         def racer(i: int, start: threading.Barrier) -> list[int]:
             start.wait(WAIT_S)
-            return race(backend, RACERS[i], ids)
+            return race(backend, RACERS[i], ids, backend.worker_name)
 
         won = run_threads(len(RACERS), racer)
         check_one_winner_each(backend, ids, dict(zip(RACERS, won, strict=True)))

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sidequest_sql import transitions
 from sidequest_sql.errors import DatabaseUnavailableError
 from sidequest_sql.records import JobTransition
 
@@ -25,14 +26,13 @@ log = logging.getLogger("sidequest_sql.worker")
 
 async def release_stale(store: Store, max_stale_ms: int, max_claimed_ms: int) -> int:
     """Put stale jobs back as the CLI's ``stale --release`` does; return how many were released."""
-    from sidequest_sql.cli.transitions import release
-
     stale = await store.call("stale_jobs", max_stale_ms, max_claimed_ms)
     if not stale:
         return 0
     now = store.now()
     changes = [
-        JobTransition(job.id, job.state, release(job, now), expect_claimed_by=job.claimed_by, expect_attempt=job.attempt)
+        JobTransition(job.id, job.state, transitions.released(job, now),
+                      expect_claimed_by=job.claimed_by, expect_attempt=job.attempt)
         for job in stale
     ]
     released = [job for job in await store.call("transition_jobs", changes) if job is not None]

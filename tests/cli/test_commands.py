@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -266,6 +268,116 @@ def test_stale_release_prints_each_change(store: sq.SQLBackend, invoke: Invoke) 
     result = invoke("stale", "--max-claimed-ms", "-1", "--release")
     assert result.exit_code == 0 and f"Job {job.id}: claimed → waiting." in result.stdout
     assert invoke("stale", "--max-claimed-ms", "soon").exit_code == 2
+
+
+# -- a job that changes under a command ----------------------------------------------------
+
+
+def change_after(monkeypatch: pytest.MonkeyPatch, read: str, change: Callable[[], object]) -> None:
+    """Run ``change()`` once, right after the command's first ``read`` (a backend
+    method): the job changes between the read a command decides on and its write,
+    as when a worker or another operator gets there first."""
+    original = getattr(sq.SQLBackend, read)
+    pending = [change]
+
+    def read_then_change(self: sq.SQLBackend, *args: Any, **kwargs: Any) -> Any:
+        found = original(self, *args, **kwargs)
+        if pending:
+            pending.pop()()
+        return found
+
+    monkeypatch.setattr(sq.SQLBackend, read, read_then_change)
+
+
+def changed_under(result, *words: str) -> None:  # type: ignore[no-untyped-def]
+    """Exit 1 with one sentence on stderr saying the job changed under the command."""
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    message = result.stderr.strip()
+    assert message.startswith("Error: ") and "\n" not in message and message.endswith("."), message
+    for word in words:
+        assert word in message, message
+
+
+def test_rerun_of_a_job_a_worker_took_meanwhile_leaves_it(
+    store: sq.SQLBackend, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(store, "failed", attempt=5, max_attempts=5)
+    taken = {"state": "running", "attempt": 6, "max_attempts": 6, "attempted_at": now(), "failed_at": None}
+    change_after(monkeypatch, "get_job", lambda: store.update_job(job.id, **taken))
+    result = invoke("rerun", str(job.id))
+    changed_under(result, f"job {job.id} changed while it was being rerun", "it is now running, at attempt 6",
+                  "(it was failed, at attempt 5)", "left as it is")  # fmt: skip
+    assert result.stdout == ""
+    stored = store.get_job(job.id)
+    assert (stored.state, stored.attempt, stored.max_attempts) == ("running", 6, 6)  # type: ignore[union-attr]
+
+
+def test_rerun_of_a_job_that_ran_and_failed_again_meanwhile_leaves_it(
+    store: sq.SQLBackend, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same state, another attempt: the attempts the rerun would allow were worked out from the old one."""
+    job = make_job(store, "failed", attempt=3, max_attempts=3)
+    change_after(monkeypatch, "get_job", lambda: store.update_job(job.id, attempt=4, max_attempts=4))
+    changed_under(invoke("rerun", str(job.id), "--json"), "it is now failed, at attempt 4 (it was failed, at attempt 3)")
+    stored = store.get_job(job.id)
+    assert (stored.state, stored.max_attempts) == ("failed", 4)  # type: ignore[union-attr]
+
+
+def test_cancel_of_a_job_that_completed_meanwhile_leaves_it(
+    store: sq.SQLBackend, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(store, "running")
+    change_after(monkeypatch, "get_job", lambda: store.update_job(job.id, state="completed", completed_at=now()))
+    result = invoke("cancel", str(job.id), "--json")
+    changed_under(result, f"job {job.id} changed while it was being canceled: it is now completed (it was running)")
+    assert result.stdout == ""
+    stored = store.get_job(job.id)
+    assert (stored.state, stored.canceled_at) == ("completed", None)  # type: ignore[union-attr]
+
+
+def test_cancel_of_a_job_deleted_meanwhile_says_it_is_gone(
+    store: sq.SQLBackend, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(store, "waiting")
+    change_after(monkeypatch, "get_job", store.truncate)
+    refused(invoke("cancel", str(job.id)), f"no job has id {job.id}")
+
+
+def test_stale_release_leaves_jobs_that_moved_on_and_releases_the_rest(
+    store: sq.SQLBackend, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_ago = now() - timedelta(hours=2)
+    finished = make_job(store, "running", attempted_at=long_ago, attempt=1, max_attempts=3)
+    taken_over = make_job(store, "claimed", claimed_at=long_ago)
+    released = make_job(store, "claimed", claimed_at=long_ago)
+
+    def meanwhile() -> None:
+        store.update_job(finished.id, state="completed", completed_at=now(), result="done")
+        store.update_job(taken_over.id, claimed_by="worker-2", claimed_at=now())
+
+    change_after(monkeypatch, "stale_jobs", meanwhile)
+    result = invoke("stale", "--release")
+    changed_under(
+        result,
+        "2 jobs changed while they were being released, so they were left as they are: ",
+        f"job {finished.id} is now completed (it was running)",
+        f"job {taken_over.id} is now claimed, claimed by worker-2 (it was claimed, claimed by worker-1)",
+    )
+    assert result.stdout.strip() == f"Job {released.id}: claimed → waiting."
+    assert store.get_job(finished.id).result == "done"  # type: ignore[union-attr]
+    assert store.get_job(taken_over.id).claimed_by == "worker-2"  # type: ignore[union-attr]
+    assert store.get_job(released.id).state == "waiting"  # type: ignore[union-attr]
+
+
+def test_stale_release_with_json_lists_what_it_skipped(
+    store: sq.SQLBackend, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(store, "running", attempted_at=now() - timedelta(hours=2))
+    change_after(monkeypatch, "stale_jobs", lambda: store.update_job(job.id, state="failed", failed_at=now()))
+    result = invoke("stale", "--release", "--json")
+    changed_under(result, f"job {job.id} changed while it was being released: it is now failed (it was running)")
+    assert json.loads(result.stdout) == {"released": [], "skipped": [job.id]}
+    assert store.get_job(job.id).state == "failed"  # type: ignore[union-attr]
 
 
 # -- cleanup ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
+from sidequest_sql import transitions as shared
 from sidequest_sql.cli import chart, transitions
 from sidequest_sql.cli.params import check_time_range, parse_duration
 from sidequest_sql.records import JobCountsAt, JobData
@@ -59,7 +60,7 @@ def test_release_retries_a_running_job_with_attempts_left() -> None:
     assert changes["state"] == "waiting"
     assert changes["available_at"] == NOW + timedelta(seconds=2)
     assert changes["errors"][0] == {"message": "old"}
-    assert changes["errors"][1]["message"] == transitions.STALE_MESSAGE
+    assert changes["errors"][1]["message"] == shared.STALE_MESSAGE
     assert changes["errors"][1]["attempt"] == 2
 
 
@@ -75,11 +76,37 @@ def test_release_refuses_jobs_that_cannot_be_stale(state: str) -> None:
         transitions.release(job(state), NOW)
 
 
+def test_as_read_expects_the_state_and_the_fields_named() -> None:
+    read = job("running", claimed_by="w1")
+    assert transitions.as_read(read) == {"expect_state": "running"}
+    assert transitions.as_read(read, "claimed_by", "attempt") == {
+        "expect_state": "running", "expect_claimed_by": "w1", "expect_attempt": 1,
+    }  # fmt: skip
+
+
+def test_a_job_that_changed_is_one_sentence_naming_what_changed() -> None:
+    read = job("running", claimed_by="w1")
+    [message] = transitions.changed_under([(read, job("completed", claimed_by="w1"))], "released").args
+    assert message == (
+        "job 7 changed while it was being released: it is now completed (it was running), so it was left as it is"
+    )
+    [message] = transitions.changed_under([(read, job("running", attempt=2, claimed_by=None))], "released").args
+    assert message.endswith(
+        "it is now running, at attempt 2, claimed by nobody (it was running, at attempt 1, claimed by w1), "
+        "so it was left as it is"
+    )
+    [message] = transitions.changed_under([(read, None), (job("claimed", id=8), job("waiting", id=8))], "released").args
+    assert message == (
+        "2 jobs changed while they were being released, so they were left as they are: "
+        "job 7 was deleted; job 8 is now waiting (it was claimed)"
+    )
+
+
 def test_retry_delay_follows_the_backoff_strategy() -> None:
-    assert transitions.retry_delay_ms(1, None, "exponential") == 1000
-    assert transitions.retry_delay_ms(4, 500, "exponential") == 4000
-    assert transitions.retry_delay_ms(4, 500, "fixed") == 500
-    assert transitions.retry_delay_ms(10**9, None, "exponential") == transitions.MAX_RETRY_DELAY_MS
+    assert shared.retry_delay_ms(1, None, "exponential") == 1000
+    assert shared.retry_delay_ms(4, 500, "exponential") == 4000
+    assert shared.retry_delay_ms(4, 500, "fixed") == 500
+    assert shared.retry_delay_ms(10**9, None, "exponential") == shared.MAX_RETRY_DELAY_MS
 
 
 @pytest.mark.parametrize(
