@@ -249,13 +249,15 @@ class Execution:
         autocommit instead. A write whose connection breaks is not run again:
         it may have been applied. ``duplicate_job`` and ``duplicate_queue``
         are the messages of the errors a violated unique key becomes; given
-        one, work that joins a caller's transaction where errors abort
-        transactions runs in a savepoint, so that the error leaves it usable.
+        one, work that joins a caller's transaction runs in a savepoint where
+        errors abort transactions (so that the error leaves it usable) or
+        where the work is more than one statement (so that a batch whose later
+        statement conflicts leaves nothing of its earlier ones behind).
         """
         if connection is not None:
             conflicts = duplicate_job is not None or duplicate_queue is not None
             with self.joined(connection, duplicate_job, duplicate_queue):
-                if conflicts and self.hooks.errors_abort_transactions:
+                if conflicts and (self.hooks.errors_abort_transactions or not one_statement):
                     with connection.begin_nested():
                         return work(connection)
                 return work(connection)
