@@ -16,7 +16,7 @@ import pytest
 import sample_jobs
 import sqlalchemy as sa
 from completions import completions, drop_completion_log, log_completions
-from conftest import wait_until
+from worker_threads import wait_until
 
 import sidequest_sql as sq
 

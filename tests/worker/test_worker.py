@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sample_jobs
-from conftest import wait_until, working
+from worker_threads import wait_until, working
 
 import sidequest_sql as sq
 from sidequest_sql.testing.clock import ManualClock
