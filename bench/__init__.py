@@ -21,6 +21,8 @@ Modules, one job each:
 - ``checks``: exact-once accounting, and that the baseline runs the
   library's SQL and builds the same records;
 - ``report``: the table and the JSON file.
+- ``drain``: ``python -m bench.drain``, worker processes draining no-op jobs,
+  beside pgqueuer and procrastinate (``drain_jobs`` holds the job);
 - ``soak``: ``python -m bench.soak``, a bounded soak run with exact-once
   accounting (``docs/reliability.md``).
 """

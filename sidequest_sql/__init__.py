@@ -6,6 +6,9 @@
 
     backend = sq.create_async_backend("postgresql://user@localhost/app")   # asyncio
     await backend.migrate()
+
+    sq.enqueue(backend, SendEmail, "ada@example.com", queue="emails")   # a sq.Job subclass
+    sq.Worker(backend, queues=["emails"]).run()                        # runs it (sidequest_sql.worker)
 """
 
 from .aio import AsyncSQLBackend
@@ -20,8 +23,9 @@ from .errors import (
     SidequestError,
     UnsupportedDatabaseError,
 )
-from .records import JobCounts, JobCountsAt, JobData, JobState, NewJobData, QueueConfig
+from .records import JobCounts, JobCountsAt, JobData, JobState, JobTransition, NewJobData, QueueConfig
 from .registry import create_async_backend, create_backend, register_dialect
+from .worker import Fail, Job, JobStopped, Retry, Snooze, Worker, enqueue
 
 __all__ = [
     "AsyncSQLBackend",
@@ -29,18 +33,26 @@ __all__ = [
     "DatabaseUnavailableError",
     "DuplicatedJobError",
     "DuplicatedQueueError",
+    "Fail",
+    "Job",
     "JobCounts",
     "JobCountsAt",
     "JobData",
     "JobNotFoundError",
     "JobState",
+    "JobStopped",
+    "JobTransition",
     "NewJobData",
     "QueueConfig",
     "QueueNotFoundError",
+    "Retry",
     "SQLBackend",
     "SidequestError",
+    "Snooze",
     "UnsupportedDatabaseError",
+    "Worker",
     "create_async_backend",
     "create_backend",
+    "enqueue",
     "register_dialect",
 ]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from .records import JobCounts, JobCountsAt, JobData, NewJobData, QueueConfig
+    from .records import JobCounts, JobCountsAt, JobData, JobTransition, NewJobData, QueueConfig
 
 
 class AsyncOperations:
@@ -138,6 +138,23 @@ class AsyncOperations:
     ) -> JobData:
         """Set exactly the given fields (None nullifies) and return the job."""
         return await self._run("update_job", job_id, connection=connection, **changes)
+
+    async def transition_jobs(
+        self,
+        transitions: Iterable[JobTransition],
+        *,
+        connection: AsyncConnection | None = None,
+    ) -> list[JobData | None]:
+        """Checked changes of many jobs in one transaction, in few statements.
+
+        Each ``JobTransition`` applies its ``changes`` only where its job is
+        still in ``expect_state`` (and claimed by ``expect_claimed_by`` at
+        ``expect_attempt``, when given). Returns, in input order, each job as
+        it now is, or None where the precondition no longer held (nothing
+        written for it). Transitions that expect the same and change the same
+        fields are one UPDATE; values that differ per job become a CASE.
+        """
+        return await self._run("transition_jobs", transitions, connection=connection)
 
     async def transition_job(
         self,

@@ -53,16 +53,20 @@ from .fields import (
     check_text,
     check_time,
     check_time_range,
+    check_transition,
 )
 from .hooks import DialectHooks
-from .records import FINISHED_STATES, JobCounts, JobCountsAt, JobData, NewJobData, QueueConfig
+from .records import FINISHED_STATES, JobCounts, JobCountsAt, JobData, JobTransition, NewJobData, QueueConfig
 from .rows import NEW_JOB_KEYS, counts_fields, job_from_row, new_job_values, queue_from_row
 from .schema import jobs, queues
 from .statements import (
     binds,
     expected_values,
     finished_moment,
+    ids_bind,
     insert_one,
+    per_row,
+    same_for_all,
     select_by_id,
     select_expected,
     update_expected,
@@ -86,6 +90,8 @@ DELETE_BATCH = 5_000
 WAITING = literal_column("'waiting'", jobs.c.state.type)
 # The INSERT of one new job (every new job's row has the same columns): its key and builder.
 _NEW_JOB_INSERT = insert_one(jobs, NEW_JOB_KEYS)
+# Jobs one statement of transition_jobs changes at most.
+TRANSITION_BATCH = 500
 
 
 class SQLBackend(DialectHooks):
@@ -322,6 +328,87 @@ class SQLBackend(DialectHooks):
         if not rows:
             raise JobNotFoundError(f"no job has id {job_id}")
         return job_from_row(rows[0])
+
+    def transition_jobs(
+        self, transitions: Iterable[JobTransition], *, connection: Connection | None = None
+    ) -> list[JobData | None]:
+        """Checked changes of many jobs in one transaction, in few statements.
+
+        Each ``JobTransition`` applies its ``changes`` only where its job is
+        still in ``expect_state`` (and claimed by ``expect_claimed_by`` at
+        ``expect_attempt``, when given). Returns, in input order, each job as
+        it now is, or None where the precondition no longer held (nothing
+        written for it). Transitions that expect the same and change the same
+        fields are one UPDATE; values that differ per job become a CASE.
+        """
+        if isinstance(transitions, (str, bytes, JobTransition)) or not isinstance(transitions, Iterable):
+            raise TypeError("transitions must be an iterable of JobTransition")
+        items = list(transitions)
+        groups: dict[tuple[Any, ...], list[JobTransition]] = {}
+        seen: set[int] = set()
+        for i, item in enumerate(items):
+            check_transition(item, f"transitions[{i}]", max_json_depth=self.max_json_depth)
+            if item.job_id in seen:
+                raise ValueError(f"transitions[{i}]: job {item.job_id} appears twice in transitions")
+            seen.add(item.job_id)
+            key = (item.expect_state, item.expect_claimed_by, item.expect_attempt, tuple(sorted(item.changes)))
+            groups.setdefault(key, []).append(item)
+        if not items:
+            return []
+        chunks = [group[i : i + TRANSITION_BATCH] for group in groups.values() for i in range(0, len(group), TRANSITION_BATCH)]
+        execution = self.execution
+        digests = [item.changes["unique_digest"] for item in items if item.changes.get("unique_digest") is not None]
+
+        def apply(conn: Connection) -> list[Any]:
+            return [row for chunk in chunks for row in self._transition_chunk(conn, chunk)]
+
+        rows = execution.write(
+            apply,
+            one_statement=len(chunks) == 1 and execution.one_statement_update(),
+            duplicate_job=f"a unique_digest in transitions is held by another job" if digests else None,
+            connection=connection,
+        )
+        by_id = {row.id: job_from_row(row) for row in rows}
+        return [by_id.get(item.job_id) for item in items]
+
+    def _transition_chunk(self, conn: Connection, chunk: list[JobTransition]) -> list[Any]:
+        """One group's checked UPDATE; the rows it changed."""
+        first = chunk[0]
+        c = jobs.c
+        ids = [item.job_id for item in chunk]
+        claimed_by, attempt = first.expect_claimed_by is not None, first.expect_attempt is not None
+        expected: dict[str, Any] = {"id_1": ids, "expect_state": first.expect_state}
+        if claimed_by:
+            expected["expect_claimed_by"] = first.expect_claimed_by
+        if attempt:
+            expected["expect_attempt"] = first.expect_attempt
+
+        def where() -> list[Any]:
+            conditions = [c.id.in_(ids_bind(jobs)), c.state == bindparam("expect_state", type_=c.state.type)]
+            if claimed_by:
+                conditions.append(c.claimed_by == bindparam("expect_claimed_by", type_=c.claimed_by.type))
+            if attempt:
+                conditions.append(c.attempt == bindparam("expect_attempt", type_=c.attempt.type))
+            return conditions
+
+        if not first.changes:
+            return list(conn.execute(select(jobs).where(*where()), expected))
+        keys = sorted(first.changes)
+        per_job = {key: [item.changes[key] for item in chunk] for key in keys}
+        if conn.dialect.update_returning and all(same_for_all(values) for values in per_job.values()):
+            # The same values for every job (starts, most outcomes): a statement built once.
+            def build() -> Update:
+                return update(jobs).where(*where()).values(binds(jobs, keys)).returning(*c)
+
+            stmt = self.execution.statement(("transition", claimed_by, attempt, tuple(keys)), build)
+            return list(conn.execute(stmt, {**expected, **first.changes}))
+        values = {key: per_row(jobs, key, ids, per_job[key]) for key in keys}
+        if conn.dialect.update_returning:
+            return list(conn.execute(update(jobs).where(*where()).values(values).returning(*c), expected))
+        held = list(conn.scalars(select(c.id).where(*where()).with_for_update(), expected))
+        if held:
+            conn.execute(update(jobs).where(c.id.in_(held)).values(values))
+        return self.execution.read_back(conn, jobs, held)
 
     def transition_job(
         self,
@@ -675,3 +762,4 @@ class SQLBackend(DialectHooks):
             .values(state="waiting", claimed_at=None, claimed_by=None)
         )
         self.execution.write(lambda conn: conn.execute(stmt), one_statement=True)
+

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .jsonvalues import check_json_fully, check_storable_text, plain_json
-from .records import JOB_STATES, QUEUE_STATES
+from .records import JOB_STATES, QUEUE_STATES, JobTransition
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -175,18 +175,18 @@ def check_changes(fields: Mapping[str, Field], changes: Mapping[str, Any], what:
             spec.check_fully(value, name, max_json_depth)
 
 
-def check_expected(state: Any, claimed_by: Any, attempt: Any) -> dict[str, Any]:
+def check_expected(state: Any, claimed_by: Any, attempt: Any, where: str = "") -> dict[str, Any]:
     """The precondition of a checked transition (``expect_state``,
-    ``expect_claimed_by``, ``expect_attempt``), each checked as the field it
-    compares with; returned by field, without those given as None (not compared).
-    None of these fields is JSON, so no depth applies."""
-    JOB_FIELDS["state"].check(state, "expect_state", 0)
+    ``expect_claimed_by``, ``expect_attempt``, named after ``where``), each
+    checked as the field it compares with; returned by field, without those
+    given as None (not compared). None of these fields is JSON, so no depth applies."""
+    JOB_FIELDS["state"].check(state, f"{where}expect_state", 0)
     expected = {"state": state}
     if claimed_by is not None:
-        JOB_FIELDS["claimed_by"].check(claimed_by, "expect_claimed_by", 0)
+        JOB_FIELDS["claimed_by"].check(claimed_by, f"{where}expect_claimed_by", 0)
         expected["claimed_by"] = claimed_by
     if attempt is not None:
-        JOB_FIELDS["attempt"].check(attempt, "expect_attempt", 0)
+        JOB_FIELDS["attempt"].check(attempt, f"{where}expect_attempt", 0)
         expected["attempt"] = attempt
     return expected
 
@@ -248,3 +248,14 @@ def check_seconds(value: Any, name: str, *, positive: bool = False) -> float:
     if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
         raise ValueError(f"{wanted}; got {value!r}")
     return seconds
+
+
+def check_transition(item: Any, name: str, *, max_json_depth: int) -> None:
+    """A ``JobTransition``: a job id, a state to expect, fields to change that are fields."""
+    if not isinstance(item, JobTransition):
+        raise TypeError(f"{name} must be a JobTransition, not {type(item).__name__}")
+    check_bigint(item.job_id, f"{name}.job_id")
+    check_expected(item.expect_state, item.expect_claimed_by, item.expect_attempt, f"{name}.")
+    if not isinstance(item.changes, Mapping):
+        raise TypeError(f"{name}.changes must be a mapping of field names to values")
+    check_changes(JOB_FIELDS, item.changes, "job", max_json_depth=max_json_depth)

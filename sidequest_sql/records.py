@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -67,6 +68,23 @@ class NewJobData:
     retry_delay: int | None = None
     backoff_strategy: str = "exponential"
     priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobTransition:
+    """One checked change of a job, for ``SQLBackend.transition_jobs``.
+
+    ``changes`` are applied only while the job is still in ``expect_state``
+    and, when given, still claimed by ``expect_claimed_by`` at attempt
+    ``expect_attempt``: a worker's write then never lands on a job that was
+    released, canceled or rerun meanwhile.
+    """
+
+    job_id: int
+    expect_state: JobState
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    expect_claimed_by: str | None = None
+    expect_attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, Update, bindparam, insert, select, type_coerce, update
+from sqlalchemy import ColumnElement, Select, Update, bindparam, case, insert, select, type_coerce, update
 
 from .schema import Timestamp, counted_at
 
@@ -108,3 +108,22 @@ def finished_moment() -> ColumnElement[datetime]:
     Written as the index on it is, so that time-bounded counts can use it.
     """
     return type_coerce(counted_at(), Timestamp())
+
+
+def same_for_all(values: list[Any]) -> bool:
+    """Whether every row gets the same value (then one bind serves them all)."""
+    first = values[0]
+    return all(value is first or (type(value) is type(first) and _plain(value) and value == first) for value in values)
+
+
+def per_row(table: Table, key: str, ids: list[int], values: list[Any]) -> Any:
+    """The value of column ``key`` for the rows ``ids``: one bind when every row gets the
+    same, else a ``CASE`` on the id (how one statement sets a different result per job)."""
+    column = table.c[key]
+    if same_for_all(values):
+        return bindparam(None, values[0], type_=column.type)
+    return case({i: bindparam(None, value, type_=column.type) for i, value in zip(ids, values)}, value=table.c.id)
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, datetime))

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from .records import JobCounts, JobCountsAt, JobData, NewJobData, QueueConfig
+    from .records import JobCounts, JobCountsAt, JobData, JobTransition, NewJobData, QueueConfig
 
 
 class AsyncOperations:

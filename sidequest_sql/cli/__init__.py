@@ -6,7 +6,8 @@
 Modules: ``app`` the commands, ``render`` tables and JSON, ``chart`` the
 stacked time chart, ``transitions`` the rerun/cancel/release rules as pure
 functions, ``cleanup`` batched deletion, ``params`` durations,
-``failures`` errors as one sentence and an exit status.
+``failures`` errors as one sentence and an exit status, ``worker`` the
+``worker`` command.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .app import cli
+from .worker import worker
+
+cli.add_command(worker)
 
 __all__ = ["cli", "main"]
 

@@ -3,9 +3,9 @@
 Each takes a job and "now" and returns the fields to change, or raises
 ``Refusal`` saying why the job's state does not allow it. They follow
 Sidequest's own transitions: rerun (``RerunTransition``), cancel
-(``CancelTransition``) and the engine's release of stale jobs (a claimed job
-goes back to waiting; a running one is retried with ``RetryTransition``,
-which fails it once its attempts are used up).
+(``CancelTransition``) and the engine's release of stale jobs, whose
+changes (``sidequest_sql.transitions.released``) the worker's own stale
+release shares.
 
 The changes are applied with ``SQLBackend.transition_job``, expecting the job
 as the command read it (``as_read``), so that a job that changed in between
@@ -15,8 +15,10 @@ and the command says so (``changed_under``).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from sidequest_sql import transitions
 
 if TYPE_CHECKING:
     from sidequest_sql.records import JobData
@@ -24,10 +26,6 @@ if TYPE_CHECKING:
 RERUNNABLE = ("completed", "failed", "canceled")
 CANCELABLE = ("waiting", "running")
 RELEASABLE = ("claimed", "running")
-
-STALE_MESSAGE = "Stale job released for retry"
-DEFAULT_RETRY_DELAY_MS = 1_000
-MAX_RETRY_DELAY_MS = 3_600_000
 
 _WHY = {
     "waiting": "it has not run yet",
@@ -105,47 +103,8 @@ def cancel(job: JobData, now: datetime) -> dict[str, Any]:
 
 
 def release(job: JobData, now: datetime) -> dict[str, Any]:
-    """What releasing a stale job does to it.
-
-    A claimed job never started, so its attempt was not counted: it simply
-    goes back to waiting. A running job's attempt was counted when it
-    started: it is retried after its backoff if attempts are left, else it
-    fails; either way the error is recorded, as a worker would.
-    """
+    """What releasing a stale job does to it (``sidequest_sql.transitions.released``,
+    which the worker's stale release applies too)."""
     if job.state not in RELEASABLE:
         raise Refusal(f"cannot release job {job.id}: it is {job.state}, and only a claimed or running job can be stale")
-    if job.state == "claimed":
-        return {"state": "waiting"}
-    errors = _with_error(job)
-    if job.attempt >= job.max_attempts:
-        return {"state": "failed", "failed_at": now, "errors": errors}
-    delay = retry_delay_ms(job.attempt, job.retry_delay, job.backoff_strategy)
-    return {"state": "waiting", "available_at": now + timedelta(milliseconds=delay), "errors": errors}
-
-
-def retry_delay_ms(attempt: int, retry_delay: int | None, backoff_strategy: str | None) -> int:
-    """Milliseconds before a retried job is available again.
-
-    ``fixed`` waits ``retry_delay`` every time; anything else doubles it per
-    attempt, up to an hour. Sidequest adds random jitter to the doubling; an
-    operator's command stays deterministic instead.
-    """
-    base = DEFAULT_RETRY_DELAY_MS if retry_delay is None else max(retry_delay, 0)
-    if backoff_strategy == "fixed":
-        return base
-    return int(min(base * 2 ** min(max(attempt - 1, 0), 32), MAX_RETRY_DELAY_MS))
-
-
-def _with_error(job: JobData) -> list[Any]:
-    entry = {
-        "name": "StaleJobError",
-        "message": STALE_MESSAGE,
-        "attempt": job.attempt,
-        "attempted_at": job.attempted_at.isoformat() if job.attempted_at else None,
-        "attempt_by": job.claimed_by,
-    }
-    if job.errors is None:
-        return [entry]
-    if isinstance(job.errors, list):
-        return [*job.errors, entry]
-    return [job.errors, entry]
+    return transitions.released(job, now)

@@ -45,6 +45,7 @@ from sidequest_sql.fields import (
     check_text,
     check_time,
     check_time_range,
+    check_transition,
 )
 from sidequest_sql.hooks import DialectHooks
 from sidequest_sql.jsonvalues import check_json
@@ -54,6 +55,7 @@ from sidequest_sql.records import (
     JobCounts,
     JobCountsAt,
     JobData,
+    JobTransition,
     NewJobData,
     QueueConfig,
 )
@@ -389,6 +391,43 @@ class ModelBackend:
             raise DuplicatedJobError(f"unique_digest {digest!r} is held by another job")
         self._jobs[job_id] = replace(job, **{name: _stored(name, value) for name, value in changes.items()})
         return self._jobs[job_id]
+
+    @_joining
+    def transition_jobs(self, transitions: Iterable[JobTransition], *, connection: Any = None) -> list[JobData | None]:
+        if isinstance(transitions, (str, bytes, JobTransition)) or not isinstance(transitions, Iterable):
+            raise TypeError("transitions must be an iterable of JobTransition")
+        items = list(transitions)
+        for i, item in enumerate(items):
+            check_transition(item, f"transitions[{i}]", max_json_depth=self.max_json_depth)
+            if any(other.job_id == item.job_id for other in items[:i]):
+                raise ValueError(f"transitions[{i}]: job {item.job_id} appears twice in transitions")
+        holds = [self._holds(item) for item in items]
+        for item, held in zip(items, holds):
+            digest = item.changes.get("unique_digest") if held else None
+            holder = None if digest is None else self._digest_holder(digest)
+            if holder is not None and holder.id != item.job_id:
+                raise DuplicatedJobError("a unique_digest in transitions is held by another job")
+        result: list[JobData | None] = []
+        for item, held in zip(items, holds):
+            if not held:
+                result.append(None)
+                continue
+            job = self._jobs[item.job_id]
+            self._jobs[item.job_id] = replace(
+                job, **{name: _stored(name, value) for name, value in item.changes.items()}
+            )
+            result.append(self._jobs[item.job_id])
+        return result
+
+    def _holds(self, item: JobTransition) -> bool:
+        """Whether the job of ``item`` is as it expects."""
+        job = self._jobs.get(item.job_id)
+        return (
+            job is not None
+            and job.state == item.expect_state
+            and (item.expect_claimed_by is None or job.claimed_by == item.expect_claimed_by)
+            and (item.expect_attempt is None or job.attempt == item.expect_attempt)
+        )
 
     @_joining
     def transition_job(

@@ -145,6 +145,25 @@ class TestTheOutbox:
         assert backend.get_job(created.id) is None
         assert snapshot(backend) == before
 
+    def test_a_batch_refused_for_a_held_digest_leaves_nothing_in_the_transaction(
+        self, backend: SQLBackend, sidequest_backends: BackendFactory
+    ) -> None:
+        """All or nothing inside a caller's transaction too: rows of different shapes (which
+        a dialect may insert in several statements) before the one whose digest is held."""
+        backend.create_new_job(job(unique_digest="held"))
+        before = snapshot(backend)
+        transaction = sidequest_backends.begin(backend)
+        batch = [
+            job(),
+            job(retry_delay=5, uniqueness_config=[], available_at=backend.clock()),
+            job(queue="mail", unique_digest="held", backoff_strategy="fixed"),
+        ]
+        with pytest.raises(DuplicatedJobError):
+            backend.create_new_jobs(batch, connection=transaction.connection)
+        assert len(backend.list_jobs(connection=transaction.connection)) == 1
+        transaction.commit()
+        assert snapshot(backend) == before
+
     def test_uncommitted_jobs_are_invisible_to_the_backends_own_reads(
         self, backend: SQLBackend, sidequest_url: str, sidequest_backends: BackendFactory
     ) -> None:

@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sidequest_sql import (
     JobData,
+    JobTransition,
     NewJobData,
     QueueConfig,
     SidequestError,
@@ -430,7 +431,29 @@ def job_arguments() -> list[Argument]:
     for name, values in UPDATE_JOB_VALUES.items():
         found.append(Argument("update_job", name, values,
                               lambda s, r, v, name=name: s.update_job(r(Ref("waiting")), **{name: v})))
-    return found + transition_arguments()
+    return found + transition_arguments() + batch_transition_arguments()
+
+
+def batch_transition_arguments() -> list[Argument]:
+    """``transition_jobs``: the list itself, and each field of one of its ``JobTransition``s."""
+
+    def batch(s: Any, r: Resolve, **fields: Any) -> object:
+        item = {"job_id": r(Ref("running")), "expect_state": "running", "changes": {"state": "completed"}, **fields}
+        return s.transition_jobs([JobTransition(**item)])
+
+    found = [
+        Argument("transition_jobs", "transitions", with_wrong_types([]), lambda s, r, v: s.transition_jobs(v)),
+        Argument("transition_jobs", "transitions[0]", with_wrong_types("job"), lambda s, r, v: s.transition_jobs([v])),
+        Argument("transition_jobs", "job_id", JOB_IDS, lambda s, r, v: batch(s, r, job_id=r(v))),
+        Argument("transition_jobs", "expect_state", job_states, lambda s, r, v: batch(s, r, expect_state=v)),
+        Argument("transition_jobs", "expect_claimed_by", text_values, lambda s, r, v: batch(s, r, expect_claimed_by=v)),
+        Argument("transition_jobs", "expect_attempt", int_values, lambda s, r, v: batch(s, r, expect_attempt=v)),
+        Argument("transition_jobs", "**changes", FIELD_NAMES, lambda s, r, v: batch(s, r, changes={v: 1})),
+    ]
+    for name, values in UPDATE_JOB_VALUES.items():
+        found.append(Argument("transition_jobs", name, values,
+                              lambda s, r, v, name=name: batch(s, r, changes={name: v})))
+    return found
 
 
 def transition_arguments() -> list[Argument]:

@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.errors import SidequestError
-from sidequest_sql.records import FINISHED_STATES, JOB_STATES, JobData, NewJobData, QueueConfig
+from sidequest_sql.records import FINISHED_STATES, JOB_STATES, JobData, JobTransition, NewJobData, QueueConfig
 
 from .clock import START, ManualClock
 from .documents import SHAPES, nested
@@ -493,6 +493,48 @@ class SidequestStateMachine(RuleBasedStateMachine):
         job = self.pick(data, FINISHED_STATES)
         finished = {"completed_at": None, "failed_at": None, "canceled_at": None}
         self.step(job, checked, state="waiting", available_at=self.clock(), **finished)
+
+    @rule(
+        picked=st.lists(jobs, max_size=4, unique=True),
+        data=st.data(),
+        claimed_by=st.sampled_from([None, "contract-worker", "another-worker"]),
+        attempt=st.none() | st.integers(0, 2),
+        result=json_values,
+    )
+    def transition(
+        self, picked: list[int], data: st.DataObject, claimed_by: str | None, attempt: int | None, result: Any
+    ) -> None:
+        """Checked changes of several jobs at once, some expecting what no longer holds."""
+        now = self.clock()
+        present = [job.state for job in map(self.model.get_job, picked) if job is not None]
+        expect_state = data.draw(st.sampled_from(present or JOB_STATES) | st.sampled_from(JOB_STATES), label="state")
+        outcomes = [
+            {"state": "completed", "completed_at": now, "result": result},
+            {"state": "running", "attempted_at": now, "attempt": (attempt or 0) + 1},
+            {"state": "waiting", "available_at": now, "claimed_by": None, "claimed_at": None},
+        ]
+        changes = [data.draw(st.sampled_from(outcomes), label=f"changes of job {job}") for job in picked]
+        with_ids = [(self.backend_job_id(job), job) for job in picked]
+
+        def batch(ids: list[int]) -> list[JobTransition]:
+            return [
+                JobTransition(job_id, expect_state, change, expect_claimed_by=claimed_by, expect_attempt=attempt)
+                for job_id, change in zip(ids, changes)
+            ]
+
+        what = f"transition_jobs({batch([backend_id for backend_id, _ in with_ids])})"
+        try:
+            actual, expected = self.both(
+                what,
+                lambda b: b.transition_jobs(batch([backend_id for backend_id, _ in with_ids])),
+                lambda m: m.transition_jobs(batch(picked)),
+            )
+        except Raised:
+            return
+        self.touched.update(picked)
+        assert len(actual) == len(expected), f"{what}: {len(actual)} results, model {len(expected)}"
+        for got, want in zip(actual, expected):
+            self.check_job(what, got, want)
 
     @rule(job=jobs, data=st.data())
     def change_fields(self, job: int, data: st.DataObject) -> None:

@@ -17,7 +17,7 @@ from .conftest import Invoke, make_job, now
 
 COMMANDS = [
     [], ["migrate"], ["rollback"], ["queues"], ["queues", "set"], ["jobs"], ["job"], ["rerun"], ["cancel"],
-    ["stats"], ["stale"], ["cleanup"], ["contract"],
+    ["stats"], ["stale"], ["cleanup"], ["contract"], ["worker"],
 ]
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
+from sidequest_sql import transitions as shared
 from sidequest_sql.cli import chart, transitions
 from sidequest_sql.cli.params import check_time_range, parse_duration
 from sidequest_sql.records import JobCountsAt, JobData
@@ -59,7 +60,7 @@ def test_release_retries_a_running_job_with_attempts_left() -> None:
     assert changes["state"] == "waiting"
     assert changes["available_at"] == NOW + timedelta(seconds=2)
     assert changes["errors"][0] == {"message": "old"}
-    assert changes["errors"][1]["message"] == transitions.STALE_MESSAGE
+    assert changes["errors"][1]["message"] == shared.STALE_MESSAGE
     assert changes["errors"][1]["attempt"] == 2
 
 
@@ -102,10 +103,10 @@ def test_a_job_that_changed_is_one_sentence_naming_what_changed() -> None:
 
 
 def test_retry_delay_follows_the_backoff_strategy() -> None:
-    assert transitions.retry_delay_ms(1, None, "exponential") == 1000
-    assert transitions.retry_delay_ms(4, 500, "exponential") == 4000
-    assert transitions.retry_delay_ms(4, 500, "fixed") == 500
-    assert transitions.retry_delay_ms(10**9, None, "exponential") == transitions.MAX_RETRY_DELAY_MS
+    assert shared.retry_delay_ms(1, None, "exponential") == 1000
+    assert shared.retry_delay_ms(4, 500, "exponential") == 4000
+    assert shared.retry_delay_ms(4, 500, "fixed") == 500
+    assert shared.retry_delay_ms(10**9, None, "exponential") == shared.MAX_RETRY_DELAY_MS
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import sidequest_sql as sq
-from sidequest_sql import NewJobData, registry
+from sidequest_sql import JobTransition, NewJobData, registry  # noqa: F401  (used by the calls of the table)
 from sidequest_sql.dialects.mysql import MySQLBackend
 from sidequest_sql.dialects.postgres import PostgresBackend
 from sidequest_sql.dialects.sqlite import SQLiteBackend
@@ -103,6 +103,11 @@ SECTIONS: dict[str, list[str]] = {
         'transition_job(waiting.id, expect_state="waiting", state="done")',
         'transition_job(waiting.id, expect_state="waiting", unique_digest="held")',
         'transition_job(2**40, expect_state="waiting", state="running")',
+        'transition_jobs(JobTransition(waiting.id, "waiting", {"state": "claimed"}))',
+        'transition_jobs([JobTransition(waiting.id, "done", {"state": "claimed"})])',
+        'transition_jobs([JobTransition(waiting.id, "waiting", {"class": "Other"})])',
+        'transition_jobs([JobTransition(waiting.id, "waiting", {"state": "claimed"}, expect_attempt="0")])',
+        'transition_jobs([JobTransition(waiting.id, "waiting", {"state": "claimed"})] * 2)',
     ],
     "Listing, statistics, cleanup": [
         "list_jobs(limit=-1)",
