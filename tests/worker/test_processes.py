@@ -94,7 +94,7 @@ def test_three_workers_one_killed_and_replaced_complete_every_job_exactly_once(
     log_completions(engine)
 
     def enqueue(count: int) -> list[sq.JobData]:
-        new = sq.NewJobData("default", "sample_jobs", "Pid", args=[0.02], timeout=1000, max_attempts=5)
+        new = sq.NewJobData("default", "sample_jobs", "Pid", args=[0.1], timeout=1000, max_attempts=5)
         return store.create_new_jobs([new] * count)
 
     try:
@@ -104,13 +104,20 @@ def test_three_workers_one_killed_and_replaced_complete_every_job_exactly_once(
         logs = [tmp_path / f"worker{i}.log" for i in range(4)]
         workers = [worker_process(store_url, log, **settings) for log in logs[:3]]
         try:
-            wait_until(lambda: store.count_jobs().completed >= 40, what="work under way")
             victim = workers[0]
             victim_name = f"sidequest@{os.uname().nodename}-{victim.pid}"
+
+            def held_by_victim() -> list[sq.JobData]:
+                return [job for job in store.list_jobs(state=["claimed", "running"], limit=1000)
+                        if job.claimed_by == victim_name]  # fmt: skip
+
+            wait_until(lambda: store.count_jobs().completed >= 40, what="work under way")
+            # Killed while it holds jobs: on a loaded machine the other two may
+            # have left it none at a given moment.
+            wait_until(lambda: len(held_by_victim()) > 0, what="the victim holding jobs")
             victim.send_signal(signal.SIGKILL)
             victim.wait(10)
-            held = [job for job in store.list_jobs(state=["claimed", "running"], limit=1000)
-                    if job.claimed_by == victim_name]  # fmt: skip
+            held = held_by_victim()
             workers.append(worker_process(store_url, logs[3], **settings))
             wait_until(lambda: started(logs[3]), what="the replacement worker up")
             jobs += enqueue(100)
