@@ -22,7 +22,10 @@
   a claim (``WITH … UPDATE``) or a savepoint would otherwise run outside it.
 - Times are stored as naive UTC text with microseconds, which orders and
   compares correctly; JSON as canonical text (sorted keys), nested at most
-  256 arrays and objects deep.
+  256 arrays and objects deep, in columns declared ``TEXT``: declared
+  ``JSON`` they would have NUMERIC affinity, and SQLite would keep a
+  document that is a bare number as a number, changed by its text-to-double
+  conversion (databases made before revision 0007 are converted by it).
 - ``sqlite://`` (in memory) is one database per backend: its threads share a
   single connection, one transaction at a time.
 - A batch enqueue (``create_new_jobs``) is multi-row
