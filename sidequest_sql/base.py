@@ -66,7 +66,7 @@ __all__ = ["Clock", "SQLBackend", "TimeUnit"]
 # Jobs one delete_finished_jobs transaction removes at most.
 DELETE_BATCH = 5_000
 # What one batch of delete_finished_jobs did: how many it deleted, and the id it ended at.
-_Batch = tuple[int, "int | None"]
+_Batch = tuple[int, int | None]
 
 
 class SQLBackend(DialectHooks):

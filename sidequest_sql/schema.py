@@ -175,12 +175,12 @@ class JSONText(JSON):
     """A JSON document kept as the text this library writes; declared ``TEXT`` on SQLite.
 
     SQLite gives a column declared ``JSON`` NUMERIC affinity: a document that
-    is a bare number (``12``, ``3.313808515801691e-303``) would be converted
-    and kept as a number, by a text-to-double conversion that is not
-    correctly rounded, and come back changed. ``TEXT`` affinity keeps the
+    is a bare number would be kept as a number, converted by a text-to-double
+    conversion that is not correctly rounded (``3.313808515801691e-303``
+    came back as ``3.3138085158016914e-303``). ``TEXT`` affinity keeps the
     text as it was written. Values are written and read as SQLAlchemy's
-    ``JSON`` does, whose SQLite reader also takes a number, as databases
-    migrated from a version before revision 0007 may hold one.
+    ``JSON`` does, whose SQLite reader also takes a number, as a database
+    not yet at revision 0007 may hold.
     """
 
 

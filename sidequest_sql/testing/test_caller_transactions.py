@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule, run_state_machine_as_test
 from sqlalchemy import event
 
-from sidequest_sql import DuplicatedJobError, DuplicatedQueueError, NewJobData, QueueConfig
+from sidequest_sql import DuplicatedJobError, DuplicatedQueueError, NewJobData, QueueConfig, base
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.records import JobData
 
@@ -295,9 +295,15 @@ class TestEveryWriteJoinsTheTransaction:
 
     @pytest.mark.parametrize("write", WRITES)
     def test_an_error_at_any_of_its_statements_leaves_the_transaction_as_it_was(
-        self, backend: SQLBackend, sidequest_backends: BackendFactory, sidequest_clock: ManualClock, write: Write
+        self,
+        backend: SQLBackend,
+        sidequest_backends: BackendFactory,
+        sidequest_clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch,
+        write: Write,
     ) -> None:
         # Work of several statements that fails after it wrote must take back what it wrote.
+        monkeypatch.setattr(base, "DELETE_BATCH", 1)  # delete_finished_jobs: a batch per job, then an empty one
         ids = set_up_rows(backend, sidequest_clock)
         with ended_on_failure(sidequest_backends.begin(backend)) as transaction:
             with failing_at(transaction.connection, None) as sent:
