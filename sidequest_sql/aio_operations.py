@@ -296,7 +296,8 @@ class AsyncOperations:
         that no transaction locks a whole backlog (a job that finishes while
         its batch runs may join it); with ``limit`` only one batch runs, for a
         caller that reports progress between batches. In a caller's
-        transaction every batch joins it.
+        transaction every batch joins it, and they are one piece of work: an
+        error in a later batch leaves none of them.
         """
         return await self._run("delete_finished_jobs", cutoff, limit=limit, connection=connection)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,8 @@ WAITING = literal_column("'waiting'", jobs.c.state.type)
 _NEW_JOB_INSERT = insert_one(jobs, NEW_JOB_KEYS)
 # Jobs one statement of transition_jobs changes at most.
 TRANSITION_BATCH = 500
+# What one batch of delete_finished_jobs did: how many it deleted, and the id it ended at.
+_Batch = tuple[int, int | None]
 
 
 class SQLBackend(DialectHooks):
@@ -649,7 +651,8 @@ class SQLBackend(DialectHooks):
         that no transaction locks a whole backlog (a job that finishes while
         its batch runs may join it); with ``limit`` only one batch runs, for a
         caller that reports progress between batches. In a caller's
-        transaction every batch joins it.
+        transaction every batch joins it, and they are one piece of work: an
+        error in a later batch leaves none of them.
         """
         check_time(cutoff, "cutoff")
         if limit is not None:
@@ -662,7 +665,7 @@ class SQLBackend(DialectHooks):
         size = limit or DELETE_BATCH
         after: int | None = None
 
-        def delete_batch(conn: Connection) -> tuple[int, int | None]:
+        def delete_batch(conn: Connection) -> _Batch:
             # Each batch starts where the one before ended: one that started
             # over at the first row would read again every row the batches
             # before it deleted (their dead versions, on Postgres). It ends at
@@ -674,12 +677,19 @@ class SQLBackend(DialectHooks):
             batch = and_(rest, c.id <= last) if last is not None else rest
             return conn.execute(delete(jobs).where(batch)).rowcount, last
 
-        deleted, last = self.execution.write(delete_batch, connection=connection)
-        while limit is None and last is not None:
-            after = last
-            batch, last = self.execution.write(delete_batch, connection=connection)
-            deleted += batch
-        return deleted
+        def delete_batches(write: Callable[[Callable[[Connection], _Batch]], _Batch]) -> int:
+            """Every batch, each run by ``write``."""
+            nonlocal after
+            deleted, last = write(delete_batch)
+            while limit is None and last is not None:
+                after = last
+                batch, last = write(delete_batch)
+                deleted += batch
+            return deleted
+
+        if connection is not None:
+            return self.execution.write(lambda conn: delete_batches(lambda batch: batch(conn)), connection=connection)
+        return delete_batches(self.execution.write)
 
     def truncate(self, *, connection: Connection | None = None) -> None:
         """Remove every job and every queue."""

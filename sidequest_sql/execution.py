@@ -258,16 +258,21 @@ class Execution:
         dialect's ``single_statement_autocommit``, that statement runs in
         autocommit instead. A write whose connection breaks is not run again:
         it may have been applied. ``duplicate_job`` and ``duplicate_queue``
-        are the messages of the errors a violated unique key becomes; given
-        one, work that joins a caller's transaction runs in a savepoint where
-        errors abort transactions, so that the error leaves it usable, and
-        where it is several statements, so that one that fails takes those
-        before it back with it (all or nothing, as in a transaction of ours).
+        are the messages of the errors a violated unique key becomes.
+
+        In a caller's transaction, work that fails leaves that transaction as
+        it was: work of several statements, which may fail after it wrote,
+        runs in a savepoint; so does work that may hit a unique key where
+        errors abort transactions, so that the error leaves it usable. One
+        statement that fails wrote nothing, and needs none.
         """
         if connection is not None:
             conflicts = duplicate_job is not None or duplicate_queue is not None
             with self.joined(connection, duplicate_job, duplicate_queue):
-                if conflicts and (self.hooks.errors_abort_transactions or not one_statement):
+                self._begin_pending(connection)
+                # A caller's connection over another driver may send a batch otherwise.
+                several = not (one_statement and _same_driver(connection.dialect, self.engine.dialect))
+                if several or (conflicts and self.hooks.errors_abort_transactions):
                     with connection.begin_nested():
                         return work(connection)
                 return work(connection)
@@ -289,6 +294,7 @@ class Execution:
         or the caller's ``connection`` in its own."""
         if connection is not None:
             with self.joined(connection):
+                self._begin_pending(connection)
                 yield connection
         else:
             with self._connection(one_statement=False, write=True) as conn:
@@ -412,6 +418,16 @@ class Execution:
         finally:
             if swap and not connection.closed:
                 connection.execution_options(schema_translate_map=theirs)
+
+    def _begin_pending(self, connection: Connection) -> None:
+        """Begin, before a write joins a caller's transaction, the transaction
+        the caller's driver has yet to begin (``pending_begin``), as its own
+        first write would have: else a statement it does not take for a write
+        (a claim's ``WITH … UPDATE``, a ``SAVEPOINT``) would run outside it."""
+        dbapi_connection = connection.connection.dbapi_connection
+        begin = None if dbapi_connection is None else self.hooks.pending_begin(dbapi_connection)
+        if begin is not None:
+            send_begin(connection, begin)
 
     def check_connection(self, connection: Any) -> None:
         """Refuse, before anything is sent, a ``connection=`` this backend cannot work in."""

@@ -176,8 +176,11 @@ class DialectHooks:
     whole transaction unusable until it is rolled back, as on Postgres.
 
     An operation that may hit a unique key then runs inside a savepoint when
-    it joins a caller's transaction (``connection=``), so that a
-    ``DuplicatedJobError`` leaves that transaction usable.
+    it joins a caller's transaction (``connection=``), even where it is one
+    statement, so that a ``DuplicatedJobError`` leaves that transaction
+    usable. (An operation of several statements runs in one on every
+    dialect, so that an error midway leaves the caller's transaction as it
+    was.)
     """
 
     # -- the engine --------------------------------------------------------------
@@ -242,6 +245,22 @@ class DialectHooks:
         """How the database wakes a backend waiting for jobs, or None: waits
         then poll every ``poll_interval`` seconds. Called once, as the backend
         is made; see ``JobNotifier``."""
+        return None
+
+    def pending_begin(self, dbapi_connection: Any) -> str | None:
+        """The statement that begins the transaction a caller's connection is
+        in, where its driver has not sent it yet, else None.
+
+        Some drivers begin a transaction lazily, just before a statement they
+        take for a write; one they do not (sqlite3: a ``WITH … UPDATE``, a
+        ``SAVEPOINT``) would then run outside the caller's transaction, and
+        a ``SAVEPOINT`` would start one of its own, which its ``RELEASE``
+        commits. Before a write joins a caller's transaction the base sends
+        this statement, as the driver's own first write would have. Like
+        ``connection_alive`` it only looks at the driver's connection
+        (SQLAlchemy's adapted one under the async backend). The default:
+        None, the driver's transaction is under way (or there is none).
+        """
         return None
 
     # -- statements ------------------------------------------------------------------

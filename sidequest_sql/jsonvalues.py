@@ -20,9 +20,9 @@ from typing import Any
 
 _EXACT_FLOAT_LIMIT = 2**53
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-# SQLite keeps a JSON document that is one number as a number, a double: an
-# int beyond a double's range would come back as infinity (as Node's
-# JSON.parse reads it, too).
+# An int beyond a double's range is refused: Node's JSON.parse, which reads
+# these documents too, takes it for infinity (and SQLite, before revision
+# 0008, kept a document that is one number as a double).
 _LARGEST_INT = int(sys.float_info.max)
 
 

@@ -3,7 +3,8 @@
 On Postgres they are column for column those of Sidequest's own Postgres
 backend (knex names included), so Node and Python processes share one
 database. Other databases get the nearest types: times as naive UTC
-``DATETIME`` with microseconds, JSON as canonical text (see ``jsonvalues``),
+``DATETIME`` with microseconds, JSON as canonical text (see ``jsonvalues``;
+declared ``TEXT`` on SQLite, ``JSONText``),
 and on MySQL/MariaDB short text in a binary ``NO PAD`` collation, so that it
 compares as on Postgres.
 """
@@ -170,9 +171,27 @@ def _literal_default(element: LiteralDefault, compiler: Any, **kw: Any) -> str:
     return f"({value})" if compiler.dialect.name in MYSQL_DIALECTS else str(value)
 
 
+class JSONText(JSON):
+    """A JSON document kept as the text this library writes; declared ``TEXT`` on SQLite.
+
+    SQLite gives a column declared ``JSON`` NUMERIC affinity: a document that
+    is a bare number would be kept as a number, converted by a text-to-double
+    conversion that is not correctly rounded (``3.313808515801691e-303``
+    came back as ``3.3138085158016914e-303``). ``TEXT`` affinity keeps the
+    text as it was written. Values are written and read as SQLAlchemy's
+    ``JSON`` does, whose SQLite reader also takes a number, as a database
+    not yet at revision 0008 may hold.
+    """
+
+
+@compiles(JSONText, "sqlite")
+def _json_text(type_: JSONText, compiler: Any, **kw: Any) -> str:
+    return "TEXT"
+
+
 def json_document() -> TypeEngine[Any]:
-    """A JSON column: ``jsonb`` on Postgres; SQL NULL stands for None."""
-    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    """A JSON column: ``jsonb`` on Postgres, ``TEXT`` on SQLite (``JSONText``); SQL NULL stands for None."""
+    return JSONText(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def big_id() -> TypeEngine[int]:

@@ -16,9 +16,16 @@
   first and waits for it under the busy timeout, so a claim never reads rows
   another process is about to take, and "database is locked" does not escape
   under normal contention. Reads never wait.
+- In a caller's transaction on an engine of the caller's own, whose
+  ``sqlite3`` begins a transaction only before a plain ``INSERT``,
+  ``UPDATE`` or ``DELETE``, a write begins it first (``pending_begin``):
+  a claim (``WITH … UPDATE``) or a savepoint would otherwise run outside it.
 - Times are stored as naive UTC text with microseconds, which orders and
   compares correctly; JSON as canonical text (sorted keys), nested at most
-  256 arrays and objects deep.
+  256 arrays and objects deep, in columns declared ``TEXT``: declared
+  ``JSON`` they would have NUMERIC affinity, and SQLite would keep a
+  document that is a bare number as a number, changed by its text-to-double
+  conversion (databases made before revision 0008 are converted by it).
 - ``sqlite://`` (in memory) is one database per backend: its threads share a
   single connection, one transaction at a time.
 - A batch enqueue (``create_new_jobs``) is multi-row
@@ -42,6 +49,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from ..base import SQLBackend
 from ..batches import ValuesInsert
+from ..connections import driver_connection
 from ..execution import send_begin
 from ..schema import Timestamp, metadata
 from ..times import TimeUnit
@@ -54,6 +62,9 @@ _BUCKET_FORMATS = {
 _UNIQUE_FAILED = re.compile(r"UNIQUE constraint failed: (?:index '(?P<index>[^']+)'|(?P<columns>.+))")
 _GLOB_LITERALS = {"*": "[*]", "?": "[?]", "[": "[[]"}
 BUSY_TIMEOUT_MS = 30_000
+# sqlite3.Connection.autocommit's value for the legacy transaction control (Python 3.12+;
+# before, the only control there is).
+LEGACY_TRANSACTION_CONTROL = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", -1)
 # SQLite's default limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER):
 # 999 before 3.32.0.
 MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
@@ -112,6 +123,19 @@ class SQLiteBackend(SQLBackend):
         def _begin(conn: Any) -> None:
             write = conn.get_execution_options().get("sidequest_write", False)
             send_begin(conn, self.write_begin if write else "BEGIN")
+
+    def pending_begin(self, dbapi_connection: Any) -> str | None:
+        # sqlite3 (and aiosqlite over it) in its legacy transaction control, on
+        # a caller's engine, begins with "BEGIN" and its isolation_level before
+        # a statement that starts with INSERT, UPDATE, DELETE or REPLACE: not
+        # before a claim (WITH … UPDATE) or a SAVEPOINT. The backend's own
+        # engines keep it in autocommit (isolation_level None) and begin themselves.
+        connection = driver_connection(dbapi_connection)
+        level = getattr(connection, "isolation_level", None)
+        legacy = getattr(connection, "autocommit", LEGACY_TRANSACTION_CONTROL) == LEGACY_TRANSACTION_CONTROL
+        if level is None or not legacy or getattr(connection, "in_transaction", True):
+            return None
+        return f"BEGIN {level}".rstrip()
 
     def lock_for_claim(self, candidates: Select[Any]) -> Select[Any]:
         # No row locks: BEGIN IMMEDIATE already gives the claim the whole file.

@@ -12,7 +12,8 @@ backend as the model says it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ import pytest
 from hypothesis import note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule, run_state_machine_as_test
+from sqlalchemy import event
 
-from sidequest_sql import DuplicatedJobError, NewJobData, QueueConfig
+from sidequest_sql import DuplicatedJobError, DuplicatedQueueError, NewJobData, QueueConfig, base
 from sidequest_sql.base import SQLBackend
 from sidequest_sql.records import JobData
 
-from .backends import BackendFactory
+from .backends import BackendFactory, CallerTransaction
 from .clock import ManualClock
 from .fixtures import backend  # noqa: F401  (the suite's fixture)
 from .model import ModelBackend
@@ -221,46 +223,141 @@ class TestClaimsInTheCallersTransaction:
         assert (done.state, done.attempt, done.result) == ("completed", 1, "sent")
 
 
+Write = Callable[[Any, Any, dict[str, Any]], Any]
+
+# Every write, as a caller's transaction runs it: (backend, connection, ids of the set-up rows).
+WRITES = [
+    pytest.param(lambda b, c, ids: b.create_new_queue("mail", connection=c), id="create_new_queue"),
+    pytest.param(lambda b, c, ids: b.update_queue(ids["queue"], concurrency=3, connection=c), id="update_queue"),
+    pytest.param(lambda b, c, ids: b.create_new_job(job(), connection=c), id="create_new_job"),
+    pytest.param(lambda b, c, ids: b.create_new_jobs([job(), job()], connection=c), id="create_new_jobs"),
+    pytest.param(
+        # Several statements on a dialect with a limit on statements per batch (SQLite's VALUES).
+        lambda b, c, ids: b.create_new_jobs([job(args=[n]) for n in range(300)], connection=c),
+        id="create_new_jobs-300",
+    ),
+    pytest.param(lambda b, c, ids: b.claim_pending_job("receipts", 5, connection=c), id="claim_pending_job"),
+    pytest.param(lambda b, c, ids: b.update_job(ids["job"], priority=5, connection=c), id="update_job"),
+    pytest.param(
+        lambda b, c, ids: b.transition_job(ids["job"], expect_state="waiting", priority=5, connection=c),
+        id="transition_job",
+    ),
+    pytest.param(lambda b, c, ids: b.delete_finished_jobs(ids["cutoff"], connection=c), id="delete_finished_jobs"),
+    pytest.param(lambda b, c, ids: b.truncate(connection=c), id="truncate"),
+]
+
+
+def set_up_rows(backend: SQLBackend, clock: ManualClock) -> dict[str, Any]:
+    """A queue, a waiting job and a finished one: something for every write to change."""
+    queue = backend.create_new_queue("receipts")
+    waiting = backend.create_new_job(job())
+    finished = backend.create_new_job(job())
+    backend.update_job(finished.id, state="completed", completed_at=clock())
+    clock.advance(seconds=1)
+    return {"queue": queue.id, "job": waiting.id, "cutoff": clock()}
+
+
+@contextmanager
+def ended_on_failure(transaction: CallerTransaction) -> Iterator[CallerTransaction]:
+    """``transaction``, rolled back if the test fails before it ends: a
+    transaction left open would hold up the next test's writes."""
+    try:
+        yield transaction
+    except BaseException:
+        with suppress(Exception):
+            transaction.rollback()
+        raise
+
+
+class InjectedFault(Exception):
+    """What ``failing_at`` raises in place of a statement."""
+
+
+@contextmanager
+def failing_at(connection: Any, statement: int | None) -> Iterator[list[str]]:
+    """Record the statements an operation sends on ``connection`` (a sync or
+    async one), savepoints aside; the one numbered ``statement`` (from 0), if
+    given, raises ``InjectedFault`` instead of reaching the database."""
+    sync = getattr(connection, "sync_connection", connection)
+    sent: list[str] = []
+
+    def before(conn: Any, cursor: Any, sql: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+            return
+        sent.append(sql)
+        if len(sent) - 1 == statement:
+            raise InjectedFault(sql)
+
+    event.listen(sync, "before_cursor_execute", before)
+    try:
+        yield sent
+    finally:
+        event.remove(sync, "before_cursor_execute", before)
+
+
 class TestEveryWriteJoinsTheTransaction:
-    @pytest.mark.parametrize(
-        "write",
-        [
-            pytest.param(lambda b, c, ids: b.create_new_queue("mail", connection=c), id="create_new_queue"),
-            pytest.param(
-                lambda b, c, ids: b.update_queue(ids["queue"], concurrency=3, connection=c), id="update_queue"
-            ),
-            pytest.param(lambda b, c, ids: b.create_new_job(job(), connection=c), id="create_new_job"),
-            pytest.param(lambda b, c, ids: b.create_new_jobs([job(), job()], connection=c), id="create_new_jobs"),
-            pytest.param(lambda b, c, ids: b.claim_pending_job("receipts", 5, connection=c), id="claim_pending_job"),
-            pytest.param(lambda b, c, ids: b.update_job(ids["job"], priority=5, connection=c), id="update_job"),
-            pytest.param(
-                lambda b, c, ids: b.transition_job(ids["job"], expect_state="waiting", priority=5, connection=c),
-                id="transition_job",
-            ),
-            pytest.param(
-                lambda b, c, ids: b.delete_finished_jobs(ids["cutoff"], connection=c), id="delete_finished_jobs"
-            ),
-            pytest.param(lambda b, c, ids: b.truncate(connection=c), id="truncate"),
-        ],
-    )
+    @pytest.mark.parametrize("write", WRITES)
     def test_its_rollback_undoes_it(
         self,
         backend: SQLBackend,
         sidequest_backends: BackendFactory,
         sidequest_clock: ManualClock,
-        write: Callable[[Any, Any, dict[str, Any]], Any],
+        write: Write,
     ) -> None:
-        queue = backend.create_new_queue("receipts")
-        waiting = backend.create_new_job(job())
-        finished = backend.create_new_job(job())
-        backend.update_job(finished.id, state="completed", completed_at=sidequest_clock())
-        sidequest_clock.advance(seconds=1)
-        ids = {"queue": queue.id, "job": waiting.id, "cutoff": sidequest_clock()}
+        ids = set_up_rows(backend, sidequest_clock)
         before = snapshot(backend)
         transaction = sidequest_backends.begin(backend)
         write(backend, transaction.connection, ids)
         assert snapshot_in(backend, transaction.connection) != before
         transaction.rollback()
+        assert snapshot(backend) == before
+
+    @pytest.mark.parametrize("write", WRITES)
+    def test_an_error_at_any_of_its_statements_leaves_the_transaction_as_it_was(
+        self,
+        backend: SQLBackend,
+        sidequest_backends: BackendFactory,
+        sidequest_clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch,
+        write: Write,
+    ) -> None:
+        # Work of several statements that fails after it wrote must take back what it wrote.
+        monkeypatch.setattr(base, "DELETE_BATCH", 1)  # delete_finished_jobs: a batch per job, then an empty one
+        ids = set_up_rows(backend, sidequest_clock)
+        with ended_on_failure(sidequest_backends.begin(backend)) as transaction:
+            with failing_at(transaction.connection, None) as sent:
+                write(backend, transaction.connection, ids)
+            transaction.rollback()
+        for statement in range(len(sent)):
+            with ended_on_failure(sidequest_backends.begin(backend)) as transaction:
+                connection = transaction.connection
+                backend.create_new_queue("the caller's own", connection=connection)  # the caller's work so far
+                before = snapshot_in(backend, connection)
+                with failing_at(connection, statement), pytest.raises(InjectedFault):
+                    write(backend, connection, ids)
+                assert snapshot_in(backend, connection) == before, sent[statement]
+                transaction.commit()
+            assert snapshot(backend) == before
+            backend.truncate()
+            ids = set_up_rows(backend, sidequest_clock)
+
+    @pytest.mark.parametrize("write", WRITES)
+    def test_the_rollback_of_an_applications_own_engine_undoes_it(
+        self,
+        backend: SQLBackend,
+        sidequest_url: str,
+        sidequest_backends: BackendFactory,
+        sidequest_clock: ManualClock,
+        write: Write,
+    ) -> None:
+        # The write comes first in the transaction: a driver that begins
+        # lazily, at the first write, has not begun it yet.
+        require_shared_database(backend, sidequest_url)
+        ids = set_up_rows(backend, sidequest_clock)
+        before = snapshot(backend)
+        with ended_on_failure(sidequest_backends.begin(backend, own_engine=True)) as transaction:
+            write(backend, transaction.connection, ids)
+            transaction.rollback()
         assert snapshot(backend) == before
 
 
@@ -282,6 +379,66 @@ class TestErrorsInTheCallersTransaction:
         other = backend.create_new_job(job(unique_digest="order-2"), connection=connection)
         transaction.commit()
         assert [found.id for found in backend.list_jobs()] == [other.id, held.id]
+
+    def test_a_failed_batch_leaves_the_transaction_as_it_was(
+        self, backend: SQLBackend, sidequest_backends: BackendFactory
+    ) -> None:
+        # Enough jobs for several statements on every built-in dialect (SQLite:
+        # 128 rows each; MariaDB: 1,000), the duplicate last: the batch fails
+        # after its first statements wrote their rows.
+        held = backend.create_new_job(job(unique_digest="order-1"))
+        batch = [*(job(args=[n]) for n in range(1_200)), job(unique_digest="order-1")]
+        with ended_on_failure(sidequest_backends.begin(backend)) as transaction:
+            connection = transaction.connection
+            own = backend.create_new_job(job(unique_digest="order-2"), connection=connection)
+            before = snapshot_in(backend, connection)
+            with pytest.raises(DuplicatedJobError):
+                backend.create_new_jobs(batch, connection=connection)
+            assert snapshot_in(backend, connection) == before
+            transaction.commit()
+        assert [found.id for found in backend.list_jobs(limit=10_000)] == [own.id, held.id]
+
+    @pytest.mark.parametrize(
+        "conflict",
+        [
+            pytest.param(lambda b, c, ids: b.create_new_queue("held", connection=c), id="create_new_queue"),
+            pytest.param(
+                lambda b, c, ids: b.update_queue(ids["queue"], name="held", connection=c), id="update_queue"
+            ),
+            pytest.param(
+                lambda b, c, ids: b.create_new_job(job(unique_digest="held"), connection=c), id="create_new_job"
+            ),
+            pytest.param(
+                lambda b, c, ids: b.create_new_jobs([job(), job(unique_digest="held")], connection=c),
+                id="create_new_jobs",
+            ),
+            pytest.param(
+                lambda b, c, ids: b.update_job(ids["job"], state="running", unique_digest="held", connection=c),
+                id="update_job",
+            ),
+            pytest.param(
+                lambda b, c, ids: b.transition_job(
+                    ids["job"], expect_state="waiting", state="running", unique_digest="held", connection=c
+                ),
+                id="transition_job",
+            ),
+        ],
+    )
+    def test_a_conflict_leaves_the_transaction_as_it_was(
+        self, backend: SQLBackend, sidequest_backends: BackendFactory, conflict: Write
+    ) -> None:
+        backend.create_new_queue("held")
+        backend.create_new_job(job(unique_digest="held"))
+        ids = {"queue": backend.create_new_queue("receipts").id, "job": backend.create_new_job(job()).id}
+        with ended_on_failure(sidequest_backends.begin(backend)) as transaction:
+            connection = transaction.connection
+            backend.create_new_job(job(args=["the caller's own"]), connection=connection)
+            before = snapshot_in(backend, connection)
+            with pytest.raises((DuplicatedJobError, DuplicatedQueueError)):
+                conflict(backend, connection, ids)
+            assert snapshot_in(backend, connection) == before
+            transaction.commit()
+        assert snapshot(backend) == before
 
     @pytest.mark.parametrize("connection", ["postgresql://app@db/app", 5, object()], ids=["url", "int", "object"])
     def test_something_other_than_a_connection_is_refused_before_anything_is_written(

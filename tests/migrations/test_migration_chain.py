@@ -6,8 +6,10 @@ import dataclasses
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from sidequest_sql import DuplicatedJobError, NewJobData
+from sidequest_sql.migrations import _config as migrations_config
 from sidequest_sql.migrations import revisions, script_directory
 from sidequest_sql.schema import CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX, VERSION_TABLE, jobs, queues
 
@@ -15,6 +17,7 @@ from migration_database import Database
 
 REVISIONS = revisions()
 TABLES = {queues.name, jobs.name}
+JSON_COLUMNS = ("args", "constructor_args", "result", "errors", "uniqueness_config")
 
 
 def roll_back_through(store: object, revision: str) -> list[str]:
@@ -71,11 +74,18 @@ def test_the_comparison_sees_a_missing_revision(database: Database) -> None:
 
     differences = database.schema_differences()
 
+    # Changes to a column come as a list of them, one list per column.
+    changed = [change for d in differences if isinstance(d, list) for change in d]
+    differences = [d for d in differences if not isinstance(d, list)]
     indexes = sorted({d[1].name for d in differences if d[0] == "add_index"})
     columns = [d[3].name for d in differences if d[0] == "add_column"]
     assert indexes == sorted([CLAIM_INDEX, COUNTED_AT_INDEX, QUEUE_STATE_INDEX])
     assert columns == ["priority"]
     assert {d[0] for d in differences} == {"add_index", "add_column"}, differences
+    # Revision 0008 declares SQLite's JSON columns TEXT.
+    assert sorted((change[0], change[3]) for change in changed) == (
+        [("modify_type", name) for name in sorted(JSON_COLUMNS)] if database.dialect == "sqlite" else []
+    )
 
 
 def test_migrate_twice_applies_nothing_the_second_time(database: Database) -> None:
@@ -158,6 +168,91 @@ def test_rows_survive_rolling_back_the_backoff_columns(database: Database) -> No
     assert store.get_job(job.id) == dataclasses.replace(job, retry_delay=None, backoff_strategy="exponential")
     assert store.get_queue("mail") == queue
     assert database.schema_differences() == []
+
+
+# Bare numbers among the documents: before 0008 SQLite stored them as numbers,
+# the first one changed by its text-to-double conversion.
+OLD_DOCUMENTS = [3.313808515801691e-303, 12, -0.5, 2**62, 1e20, "text", [1, 2.5], {"k": [None, True]}, None]
+
+
+def sqlite_objects(db: Database) -> list[tuple[str, str, str]]:
+    """What SQLite keeps for the jobs table and its indexes: (type, name, CREATE statement)."""
+    with db.engine.connect() as conn:
+        return sorted(
+            tuple(row)
+            for row in conn.execute(
+                sa.text("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = :table"), {"table": jobs.name}
+            )
+        )
+
+
+def declared_json_types(db: Database) -> set[str]:
+    with db.engine.connect() as conn:
+        return {str(c["type"]) for c in sa.inspect(conn).get_columns(jobs.name) if c["name"] in JSON_COLUMNS}
+
+
+def test_jobs_written_at_0007_survive_0008_whole(database: Database) -> None:
+    store = database.backend()
+    database.create_schema()
+    with database.engine.begin() as conn:
+        command.upgrade(migrations_config(conn, database.schema), "0007")
+    at_0007 = sqlite_objects(database) if database.dialect == "sqlite" else []
+    queue = store.create_new_queue("mail", concurrency=3)
+    written = []
+    for i, document in enumerate(OLD_DOCUMENTS):
+        job = store.create_new_job(
+            NewJobData(
+                "mail",
+                "send.js",
+                "Send",
+                args=document if document is not None else [],
+                constructor_args=document if document is not None else {},
+                uniqueness_config=document,
+                unique_digest=f"digest-{i}",
+                retry_delay=i,
+            )
+        )
+        written.append(store.update_job(job.id, result=document, errors=document))
+    [claimed] = store.claim_pending_job("mail")
+    before = store.list_jobs(limit=100)
+    if database.dialect == "sqlite":
+        assert declared_json_types(database) == {"JSON"}
+        with database.engine.connect() as conn:
+            stored = conn.execute(sa.text(f"SELECT typeof(args), args FROM {jobs.name} WHERE id = {written[0].id}"))
+            # What an older version kept, still read back as a number (SQLite's nearest, not the one written).
+            assert tuple(stored.one()) == ("real", 3.3138085158016914e-303)
+        assert store.get_job(written[0].id).args == 3.3138085158016914e-303  # type: ignore[union-attr]
+
+    assert store.migrate() == ["0008"]
+
+    assert store.list_jobs(limit=100) == before
+    assert store.get_queue("mail") == queue
+    assert store.list_jobs(args=OLD_DOCUMENTS[1]) == [job for job in before if job.args == OLD_DOCUMENTS[1]]
+    with pytest.raises(DuplicatedJobError):
+        store.create_new_job(NewJobData("mail", "send.js", "Send", unique_digest="digest-3"))
+    assert [job.id for job in store.claim_pending_job("mail", 100)] == [job.id for job in written if job.id != claimed.id]
+    assert database.schema_differences() == []
+    if database.dialect == "sqlite":
+        assert declared_json_types(database) == {"TEXT"}
+        with database.engine.connect() as conn:
+            kinds = {
+                kind
+                for name in JSON_COLUMNS
+                for kind in conn.scalars(sa.text(f"SELECT DISTINCT typeof({name}) FROM {jobs.name}"))
+            }
+        assert kinds == {"text", "null"}
+        # Every index as it was, the claim index's DESC and the index on an expression included.
+        assert [row for row in sqlite_objects(database) if row[0] == "index"] == [
+            row for row in at_0007 if row[0] == "index"
+        ]
+
+    assert store.rollback_migration() == "0008"
+    assert [job.id for job in store.list_jobs(limit=100)] == [job.id for job in before]
+    if database.dialect == "sqlite":
+        assert declared_json_types(database) == {"JSON"}
+        assert [row for row in sqlite_objects(database) if row[0] == "index"] == [
+            row for row in at_0007 if row[0] == "index"
+        ]
 
 
 def test_rebuilt_tables_keep_the_partial_unique_index(database: Database) -> None:

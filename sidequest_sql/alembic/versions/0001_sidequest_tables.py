@@ -6,15 +6,24 @@ Revises:
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
-from sidequest_sql.schema import CurrentTimestamp, Name, Timestamp, big_id, json_document
+from sidequest_sql.schema import CurrentTimestamp, Name, Timestamp, big_id
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+def json_document() -> sa.types.TypeEngine[Any]:
+    """A JSON column as this revision made it: declared ``JSON`` on SQLite too
+    (revision 0008 declares it ``TEXT`` there)."""
+    return sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def upgrade() -> None:
