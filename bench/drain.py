@@ -117,7 +117,8 @@ def sidequest_worker(url: str, schema: str | None, concurrency: int, ready: Even
 
     backend = sq.create_backend(url, schema=schema)
     backend.count_jobs()  # connected
-    worker = sq.Worker(backend, [QUEUE], concurrency=concurrency, handle_signals=False, poll_interval=0.05,
+    backend.poll_interval = 0.05  # where nothing notifies (SQLite): how often an idle worker looks
+    worker = sq.Worker(backend, [QUEUE], concurrency=concurrency, handle_signals=False,
                        release_stale_every=None, cleanup_every=None)  # fmt: skip
     ready.set()
     go.wait()

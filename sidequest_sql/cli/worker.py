@@ -43,8 +43,10 @@ LOGGER = "sidequest_sql.worker"
 @click.option("--burst", is_flag=True, help="Exit (status 0) once the queues have nothing to run.")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
               help="On SIGTERM or SIGINT, how long running jobs may take to finish.")
-@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              metavar="SECONDS", help="How often an idle worker looks for new jobs.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
+              help="Where the database cannot wake an idle worker (SQLite, MySQL/MariaDB, Postgres "
+                   "through PgBouncer in transaction mode), how often it looks for new jobs; "
+                   "default the backend's (0.5).")
 @click.option("--cleanup-older-than", type=Duration(), default="30d", show_default=True, metavar="DURATION",
               help="Delete finished jobs older than this (every hour).")
 @backend_command
@@ -55,7 +57,7 @@ def worker(
     imports: tuple[str, ...],
     burst: bool,
     grace: float,
-    poll_interval: float,
+    poll_interval: float | None,
     cleanup_older_than: timedelta,
 ) -> None:
     """Run jobs from the given queues until stopped.
@@ -74,8 +76,10 @@ def worker(
             importlib.import_module(module)
         except Exception as exc:
             raise Failure(f"cannot import {module!r}: {type(exc).__name__}: {exc}.") from exc
+    if poll_interval is not None:
+        backend.poll_interval = poll_interval
     running = Worker(backend, list(queues), concurrency=concurrency, burst=burst, grace=grace,
-                     poll_interval=poll_interval, cleanup_older_than=cleanup_older_than)  # fmt: skip
+                     cleanup_older_than=cleanup_older_than)  # fmt: skip
     console = out()
     if console.is_terminal:
         _run_live(running, console)

@@ -13,6 +13,7 @@ store never shows more of a queue's jobs running than its concurrency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -21,17 +22,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sidequest_sql import transitions
+from sidequest_sql.aio import AsyncSQLBackend
 from sidequest_sql.errors import ConnectionLostError, DatabaseUnavailableError
 from sidequest_sql.fields import check_int, check_text
 from sidequest_sql.records import JobData, JobTransition, QueueConfig
 
 from . import loading, outcomes, routines, signals
+from .idle import IdleWait
 from .outcomes import Outcome
 from .store import Store
 from .threads import JobThreads, Running
 
 if TYPE_CHECKING:
-    from sidequest_sql.aio import AsyncSQLBackend
     from sidequest_sql.base import SQLBackend
 
 log = logging.getLogger("sidequest_sql.worker")
@@ -78,7 +80,11 @@ class Worker:
 
     ``run()`` blocks until the worker is stopped (``stop()``, SIGTERM or SIGINT);
     ``run_async()`` is the same as a coroutine. ``concurrency`` overrides
-    every queue's own. Times are in seconds unless named ``_ms``.
+    every queue's own. An idle worker sleeps in the store's ``wait_for_jobs``
+    (``idle``), so a new job wakes it at once where the database notifies
+    (Postgres) and within the backend's ``poll_interval`` elsewhere; it reads
+    the queues' settings again every ``queue_refresh`` seconds. Times are in
+    seconds unless named ``_ms``.
     """
 
     def __init__(
@@ -89,7 +95,6 @@ class Worker:
         concurrency: int | None = None,
         burst: bool = False,
         grace: float = 30.0,
-        poll_interval: float = 1.0,
         queue_refresh: float = 5.0,
         release_stale_every: float | None = 60.0,
         max_stale_ms: int = 600_000,
@@ -107,14 +112,13 @@ class Worker:
             check_text(name, f"queues[{i}]")
         if concurrency is not None:
             check_int(concurrency, "concurrency", minimum=1)
-        for name, value in (("grace", grace), ("poll_interval", poll_interval), ("queue_refresh", queue_refresh)):
+        for name, value in (("grace", grace), ("queue_refresh", queue_refresh)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
         self.backend = backend
         self.concurrency = concurrency
         self.burst = burst
         self.grace = grace
-        self.poll_interval = poll_interval
         self.queue_refresh = queue_refresh
         self.release_stale_every = release_stale_every
         self.max_stale_ms = max_stale_ms
@@ -129,8 +133,22 @@ class Worker:
     # -- running and stopping ------------------------------------------------------------
 
     def run(self) -> None:
-        """Work until stopped; returns once running jobs have finished (or ``grace`` ran out)."""
-        asyncio.run(self.run_async())
+        """Work until stopped; returns once running jobs have finished (or ``grace`` ran out).
+
+        On an ``AsyncSQLBackend`` this runs an event loop of its own, and closes the
+        backend's pooled connections before that loop ends, since they belong to it
+        (the backend connects again if used later); to share an async backend, await
+        ``run_async()`` on your own loop instead.
+        """
+
+        async def work() -> None:
+            try:
+                await self.run_async()
+            finally:
+                if isinstance(self.backend, AsyncSQLBackend):
+                    await self.backend.close()
+
+        asyncio.run(work())
 
     def stop(self) -> None:
         """Stop claiming, finish running jobs (``grace``), give back the rest; from any thread."""
@@ -142,6 +160,7 @@ class Worker:
     async def run_async(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._store = Store(self.backend)
+        self._idle_wait = IdleWait(self._store)
         self._threads = JobThreads()
         self._busy: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._maybe_more: dict[str, bool] = dict.fromkeys(self.queues, True)
@@ -206,10 +225,34 @@ class Worker:
             if self.burst and not claimed and not self._running and not self._pending:
                 log.info("queues empty: burst done")
                 return
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
+            await self._idle()
+
+    async def _idle(self) -> None:
+        """Sleep until a claim may find a job: one enqueued, or come due, in a queue with
+        free slots (``idle``); a slot freed where more jobs may wait; a stop; or
+        ``queue_refresh`` seconds, after which the queues' settings are read again."""
+        woken = asyncio.ensure_future(self._wake.wait())
+        sleeps: set[asyncio.Future[Any]] = {woken}
+        wanted = self._wanted()
+        if wanted:
+            sleeps.add(self._idle_wait.start(wanted, self.queue_refresh))
+        try:
+            done, _ = await asyncio.wait(sleeps, timeout=self.queue_refresh, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        if any(not sleep.cancelled() and sleep.exception() is not None for sleep in done if sleep is not woken):
+            # The wait failed at once (logged by ``idle``): look again a pause later, not in a spin.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), MAX_PAUSE_S)
+
+    def _wanted(self) -> list[str]:
+        """The queues a claim could take a job from now: not paused, with a free slot."""
+        wanted = []
+        for name in self.queues:
+            config = self._configs.get(name)
+            if (config is None or config.state != "paused") and self._limit(config) > self._busy[name]:
+                wanted.append(name)
+        return wanted
 
     async def _claim_round(self) -> int:
         """One claim per queue with free slots, in priority order; how many jobs were claimed."""
@@ -462,6 +505,7 @@ class Worker:
 
     async def _shut_down(self, writer: asyncio.Task[None], housekeeping: list[asyncio.Task[None]]) -> None:
         self._stopping = True
+        await self._idle_wait.close()
         for task in housekeeping:
             task.cancel()
         await asyncio.gather(*housekeeping, return_exceptions=True)

@@ -18,7 +18,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(process)d %(levelname)s %(message)s")
     logging.getLogger("sidequest_sql.worker").setLevel(logging.INFO)
     queues = settings.pop("queues", ["default"])
+    poll_interval = settings.pop("poll_interval", None)
     with sq.create_backend(url) as backend:
+        if poll_interval is not None:
+            backend.poll_interval = poll_interval
         sq.Worker(backend, queues, **settings).run()
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import sample_jobs
 from worker_threads import wait_until, working
 
@@ -158,6 +161,71 @@ class TestConcurrency:
         assert {job.id for job in first} == {low.id, high.id}
 
 
+class TestIdle:
+    """An idle worker sleeps in the store's wake-up: no claims while nothing comes, a job
+    taken as soon as the store says so (here the queue settings are never read again and,
+    on Postgres, the wait never polls: only a notification can wake the worker)."""
+
+    @pytest.mark.parametrize("kind", ["sync", "async"])
+    def test_an_idle_worker_claims_nothing_until_a_job_wakes_it(
+        self, store: sq.SQLBackend, store_url: str, clock: ManualClock, kind: str
+    ) -> None:
+        backend: Any = store if kind == "sync" else sq.create_async_backend(store_url, clock=clock)
+        backend.poll_interval = 3600 if store.url.get_backend_name() == "postgresql" else 0.1
+        engine = store.engine if kind == "sync" else backend.engine.sync_engine
+        with working(backend, queue_refresh=3600), sent_statements(engine) as sent:
+            wait_until(lambda: any(is_look(statement) for statement in sent), what="the worker waiting")
+            time.sleep(0.5)
+            idle = list(sent)
+            job = sq.enqueue(store, sample_jobs.add, 1, 2)
+            assert wait_until(lambda: job_in(store, job.id, "completed")).result == 3
+        claims = [statement for statement in idle if is_claim(statement)]
+        assert len(claims) == 1, claims  # the first, which found the queue empty
+        if store.url.get_backend_name() == "postgresql":
+            # A look, another once the listening connection listens, then sleep until notified.
+            assert sum(map(is_look, idle)) <= 2, idle
+
+    def test_a_full_queue_does_not_keep_an_idle_worker_awake(self, store: sq.SQLBackend) -> None:
+        store.create_new_queue("one", concurrency=1)
+        running = sq.enqueue(store, sample_jobs.Sleeps, 1.5, queue="one")
+        queued = sq.enqueue(store, sample_jobs.add, 1, 1, queue="one")
+        with working(store, ("one", "other"), queue_refresh=3600), sent_statements(store.engine) as sent:
+            wait_until(lambda: job_in(store, running.id, "running"))
+            time.sleep(0.2)
+            before = len(sent)
+            time.sleep(0.8)
+            while_full = sent[before:]
+            assert job_in(store, queued.id, "waiting")
+            wait_until(lambda: job_in(store, queued.id, "completed"))
+        # Waiting on "other" only: a wait that took in "one" would end at once, again and again.
+        assert len(while_full) <= 10, while_full
+
+
+@contextmanager
+def sent_statements(engine: sa.Engine) -> Iterator[list[str]]:
+    """The statements on the jobs table that ``engine`` sends while the block runs."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "sidequest_jobs" in statement:
+            sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def is_claim(statement: str) -> bool:
+    """A claim's statement that picks the jobs (in the claim order), on every dialect."""
+    return "ORDER BY" in statement.upper() and not is_look(statement)
+
+
+def is_look(statement: str) -> bool:
+    return "coalesce" in statement.lower()
+
+
 class TestShutdown:
     def test_stop_lets_running_jobs_finish_and_takes_nothing_new(self, store: sq.SQLBackend) -> None:
         store.create_new_queue("one", concurrency=1)
@@ -200,7 +268,7 @@ def test_an_async_backend_runs_the_same_loop(request: pytest.FixtureRequest, dia
 def test_bad_worker_arguments_are_refused(store: sq.SQLBackend) -> None:
     bad: list[tuple[dict[str, Any], type[Exception]]] = [
         ({"queues": "default"}, TypeError), ({"queues": []}, ValueError), ({"queues": [1]}, TypeError),
-        ({"concurrency": 0}, ValueError), ({"grace": -1}, ValueError), ({"poll_interval": "1"}, ValueError),
+        ({"concurrency": 0}, ValueError), ({"grace": -1}, ValueError), ({"queue_refresh": "1"}, ValueError),
     ]  # fmt: skip
     for kwargs, error in bad:
         with pytest.raises(error):

@@ -19,7 +19,7 @@ import sidequest_sql as sq
 def working(backend: Any, queues: tuple[str, ...] = ("default",), **options: Any) -> Iterator[sq.Worker]:
     """A worker on ``backend`` in a thread of its own, stopped (and checked stopped) on leaving."""
     settings: dict[str, Any] = {
-        "handle_signals": False, "poll_interval": 0.02, "queue_refresh": 0.05,
+        "handle_signals": False, "queue_refresh": 0.05,
         "release_stale_every": None, "cleanup_every": None, "grace": 10,
     }  # fmt: skip
     worker = sq.Worker(backend, queues, **{**settings, **options})
