@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sidequest_sql import transitions
 from sidequest_sql.aio import AsyncSQLBackend
 from sidequest_sql.errors import ConnectionLostError, DatabaseUnavailableError
-from sidequest_sql.fields import check_int, check_text
+from sidequest_sql.fields import check_bigint, check_int, check_seconds, check_text
 from sidequest_sql.records import JobData, JobTransition, QueueConfig
 
 from . import loading, outcomes, routines, signals
@@ -112,9 +112,15 @@ class Worker:
             check_text(name, f"queues[{i}]")
         if concurrency is not None:
             check_int(concurrency, "concurrency", minimum=1)
-        for name, value in (("grace", grace), ("queue_refresh", queue_refresh)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        check_seconds(grace, "grace")
+        check_seconds(queue_refresh, "queue_refresh", positive=True)  # also the longest idle sleep
+        for name, every in (("release_stale_every", release_stale_every), ("cleanup_every", cleanup_every)):
+            if every is not None:
+                check_seconds(every, name, positive=True)
+        check_bigint(max_stale_ms, "max_stale_ms")
+        check_bigint(max_claimed_ms, "max_claimed_ms")
+        if not isinstance(cleanup_older_than, timedelta):
+            raise TypeError(f"cleanup_older_than must be a datetime.timedelta, not {type(cleanup_older_than).__name__}")
         self.backend = backend
         self.concurrency = concurrency
         self.burst = burst

@@ -268,7 +268,9 @@ def test_an_async_backend_runs_the_same_loop(request: pytest.FixtureRequest, dia
 def test_bad_worker_arguments_are_refused(store: sq.SQLBackend) -> None:
     bad: list[tuple[dict[str, Any], type[Exception]]] = [
         ({"queues": "default"}, TypeError), ({"queues": []}, ValueError), ({"queues": [1]}, TypeError),
-        ({"concurrency": 0}, ValueError), ({"grace": -1}, ValueError), ({"queue_refresh": "1"}, ValueError),
+        ({"concurrency": 0}, ValueError), ({"grace": -1}, ValueError), ({"queue_refresh": "1"}, TypeError), ({"queue_refresh": 0}, ValueError),
+        ({"release_stale_every": 0}, ValueError), ({"cleanup_every": "1h"}, TypeError),
+        ({"max_stale_ms": 1.5}, TypeError), ({"cleanup_older_than": 30}, TypeError),
     ]  # fmt: skip
     for kwargs, error in bad:
         with pytest.raises(error):
