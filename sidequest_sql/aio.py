@@ -9,7 +9,8 @@ async backend holds a ``SQLBackend`` of the URL's dialect whose engine is
 SQLAlchemy's asyncio engine over the dialect's asyncio driver (psycopg's
 ``AsyncConnection``, aiosqlite, aiomysql: ``hooks.DialectHooks.async_engine_url``),
 and runs each sync method in a greenlet, where every driver call awaits the
-real driver on the running loop. That is how SQLAlchemy's own
+real driver on the running loop (``greenlets``: one kept for the next
+operation rather than one made per operation). That is how SQLAlchemy's own
 ``AsyncConnection.run_sync`` works; the execution layer (``execution``),
 its pool, kept connections, retries and error translation, is the same code
 for both. The coroutine methods themselves (``aio_operations``) are
@@ -29,12 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.util.concurrency import greenlet_spawn
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .aio_operations import AsyncOperations
 from .claim_guard import ClaimGuard
+from .greenlets import run
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 # Alembic's context is one per process: migrations of one event loop's tasks
 # take turns here, before the process-wide lock of ``migrations`` (which a
 # task waiting on it would hold the whole loop up for).
+_T = TypeVar("_T")
+
 _migration_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -141,7 +143,7 @@ class AsyncSQLBackend(AsyncOperations):
 
     async def close(self) -> None:
         """Close every pooled connection."""
-        await greenlet_spawn(self._backend.close)
+        await run(self._backend.close)
 
     # -- runners of the generated operations ------------------------------------------
 
@@ -149,7 +151,7 @@ class AsyncSQLBackend(AsyncOperations):
         connection = kwargs.get("connection")
         if connection is not None:
             kwargs["connection"] = _sync_connection(connection)
-        return await greenlet_spawn(getattr(self._backend, name), *args, **kwargs)
+        return await run(getattr(self._backend, name), *args, **kwargs)
 
     async def _migrate(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -166,14 +168,18 @@ class AsyncSQLBackend(AsyncOperations):
         if kwargs.get("connection") is not None:
             # In the caller's transaction: its rollback undoes the claim.
             return await self._run(name, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        # What the caller awaits: cancelling it leaves the claim's task running
+        # (as asyncio.shield would, for one loop turn and one future less).
+        answer: asyncio.Future[list[JobData]] = loop.create_future()
         guard = ClaimGuard()
         token = guard.install()
         try:
-            claim = asyncio.ensure_future(greenlet_spawn(getattr(self._backend, name), *args, **kwargs))
+            claim = loop.create_task(_answering(answer, run(getattr(self._backend, name), *args, **kwargs)))
         finally:
             guard.uninstall(token)
         try:
-            return await asyncio.shield(claim)
+            return await answer
         except asyncio.CancelledError:
             if guard.entered:
                 await self._give_back_when_done(claim)
@@ -182,13 +188,31 @@ class AsyncSQLBackend(AsyncOperations):
                 await _finished(claim)
             raise
 
-    async def _give_back_when_done(self, claim: asyncio.Future[list[JobData]]) -> None:
+    async def _give_back_when_done(self, claim: asyncio.Future[list[JobData] | None]) -> None:
         await _finished(claim)
-        if claim.cancelled() or claim.exception() is not None:
-            return  # nothing came back: what it claimed, if anything, turns stale in time
         jobs = claim.result()
-        if jobs:
-            await _finished(asyncio.ensure_future(greenlet_spawn(self._backend._give_back, jobs)))
+        if jobs:  # else nothing came back: what it claimed, if anything, turns stale in time
+            await _finished(asyncio.ensure_future(run(self._backend._give_back, jobs)))
+
+
+async def _answering(answer: asyncio.Future[Any], work: Awaitable[_T]) -> _T | None:
+    """``work``'s outcome set on ``answer`` if it is still awaited; ``work``'s
+    value, or None if it failed (its error went to ``answer``, so that the
+    task running this never ends in an error nobody retrieves)."""
+    try:
+        value = await work
+    except BaseException as exc:
+        if not answer.done():
+            if isinstance(exc, asyncio.CancelledError):
+                answer.cancel()
+            else:
+                answer.set_exception(exc)
+        if not isinstance(exc, Exception) and not isinstance(exc, asyncio.CancelledError):
+            raise  # KeyboardInterrupt, SystemExit: not the claim's to swallow
+        return None
+    if not answer.done():
+        answer.set_result(value)
+    return value
 
 
 async def _finished(future: Awaitable[Any]) -> None:
