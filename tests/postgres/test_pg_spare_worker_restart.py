@@ -44,7 +44,7 @@ def test_a_worker_outlives_database_restarts_and_completes_every_job_once(
         store.migrate()
         log_state_changes(spare_cluster, schema)
         jobs = [sq.enqueue(store, Nap, n, timeout=60_000) for n in range(JOBS)]
-        worker = sq.Worker(store, ["default"], concurrency=8, handle_signals=False, poll_interval=0.05,
+        worker = sq.Worker(store, ["default"], concurrency=8, handle_signals=False,
                            release_stale_every=None, cleanup_every=None)  # fmt: skip
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()

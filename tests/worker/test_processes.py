@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import subprocess
 import sys
 from collections import Counter
@@ -79,6 +80,9 @@ def test_a_second_signal_exits_at_once(store: sq.SQLBackend, store_url: str) -> 
     try:
         wait_until(lambda: states(store, [job]) == ["running"], what="the job running")
         process.send_signal(signal.SIGTERM)
+        # Two signals pending at once are delivered lowest number first (SIGINT
+        # before SIGTERM): let the first arrive before sending the second.
+        time.sleep(0.3)
         process.send_signal(signal.SIGINT)
         status, out = ended(process, timeout=20)
     finally:
