@@ -32,6 +32,7 @@ from .idle import IdleWait
 from .outcomes import Outcome
 from .store import Store
 from .threads import JobThreads, Running
+from .writes import MAX_PAUSE_S, Writes, pause
 
 if TYPE_CHECKING:
     from sidequest_sql.base import SQLBackend
@@ -40,11 +41,6 @@ log = logging.getLogger("sidequest_sql.worker")
 
 DEFAULT_CONCURRENCY = 10
 """A queue's slots when it has no settings row and the worker no ``concurrency``, as in Sidequest."""
-MAX_PAUSE_S = 1.0
-"""The longest pause between attempts while the database is unreachable."""
-ATTEMPTS_WHEN_CLOSING = 30
-"""Shutting down, the last outcomes are given up after this many failed writes (their
-jobs stay running in the store, and stale release runs them again)."""
 
 
 @dataclass
@@ -176,7 +172,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         self._stopping = self._stop_requested
-        self._closing = False
+        self._writes = Writes(self._store)
         self._configs: dict[str, QueueConfig] = {}
         self._configs_read = -float("inf")
         self.stats = Stats()
@@ -222,7 +218,7 @@ class Worker:
             except DatabaseUnavailableError as exc:
                 failures += 1
                 log.warning("claiming failed (%s); trying again", exc)
-                await self._pause(failures)
+                await pause(failures)
                 if isinstance(exc, ConnectionLostError):
                     await self._recover_lost_claims()
                 continue
@@ -318,7 +314,7 @@ class Worker:
             JobTransition(job.id, "claimed", transitions.given_back(), expect_claimed_by=job.claimed_by)
             for job in jobs
         ]
-        back = await self._write(changes)
+        back = await self._writes.transition(changes)
         self.stats.given_back += sum(job is not None for job in back)
         log.info("gave back %d claimed job(s)", len(jobs))
 
@@ -337,7 +333,7 @@ class Worker:
                           expect_claimed_by=job.claimed_by, expect_attempt=job.attempt)
             for job in jobs
         ]  # fmt: skip
-        for job in await self._write(changes):
+        for job in await self._writes.transition(changes):
             if job is None:
                 self.stats.lost += 1
                 self._release(queue)
@@ -422,12 +418,12 @@ class Worker:
                 written = await writing
                 for (run, outcome), job in zip(batch, written):
                     self._ended(run, outcome, job)
-            if self._closing and not self._pending:
+            if self._writes.closing and not self._pending:
                 return
 
     async def _write_outcome_batch(self, changes: list[JobTransition]) -> list[JobData | None]:
         try:
-            return await self._write(changes)
+            return await self._writes.transition(changes)
         except Exception:
             # Not the database being away (that is retried): these jobs stay running in
             # the store, and stale release runs them again.
@@ -463,50 +459,6 @@ class Worker:
         if self._maybe_more.get(queue, True):
             self._wake.set()
 
-    async def _write(self, changes: list[JobTransition]) -> list[JobData | None]:
-        """``transition_jobs(changes)``, tried again while the database is unreachable.
-
-        A write whose connection broke may have been applied: tried again, its
-        precondition no longer holds, so each job it then misses is read back
-        and counted as written if it is as the write would have left it.
-        """
-        failures = 0
-        lost_once = False
-        while True:
-            try:
-                written: list[JobData | None] = await self._store.call("transition_jobs", changes)
-                break
-            except DatabaseUnavailableError as exc:
-                failures += 1
-                lost_once = lost_once or isinstance(exc, ConnectionLostError)
-                if self._closing and failures >= ATTEMPTS_WHEN_CLOSING:
-                    log.error("giving up writing %d job change(s) (%s): stale release will run them again",
-                              len(changes), exc)  # fmt: skip
-                    return [None] * len(changes)
-                log.warning("writing %d job change(s) failed (%s); trying again", len(changes), exc)
-                await self._pause(failures)
-        if lost_once:
-            for i, (change, job) in enumerate(zip(changes, written)):
-                if job is None:
-                    written[i] = await self._applied_before(change)
-        return written
-
-    async def _applied_before(self, change: JobTransition) -> JobData | None:
-        job: JobData | None = await self._store.call("get_job", change.job_id)
-        if job is None:
-            return None
-        expected = change.changes
-        if job.state != expected.get("state", change.expect_state):
-            return None
-        if job.claimed_by != expected.get("claimed_by", change.expect_claimed_by):
-            return None
-        if change.expect_attempt is not None and job.attempt != expected.get("attempt", change.expect_attempt):
-            return None
-        return job
-
-    async def _pause(self, failures: int) -> None:
-        await asyncio.sleep(min(0.1 * 2 ** min(failures - 1, 10), MAX_PAUSE_S))
-
     # -- shutting down -------------------------------------------------------------------
 
     async def _shut_down(self, writer: asyncio.Task[None], housekeeping: list[asyncio.Task[None]]) -> None:
@@ -526,7 +478,7 @@ class Worker:
                         run.interrupted = True
                         run.task.cancel()
                 await asyncio.wait(late, timeout=self.grace or None)
-        self._closing = True
+        self._writes.closing = True
         self._outcome_ready.set()
         try:
             await writer
