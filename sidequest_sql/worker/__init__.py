@@ -37,7 +37,7 @@ Modules: ``jobs`` what a job author writes (``Job``, ``Retry``, ``Snooze``,
 ``Fail``), ``enqueue``, ``loading`` from a stored job to a call,
 ``outcomes`` what a run's end changes, ``threads`` sync jobs and how they
 are stopped, ``store`` the backend as coroutines, ``writes`` the checked
-writes carried through a database that goes away, ``idle`` how an idle
+writes carried through a database that goes away, ``idle_wait`` how an idle
 worker sleeps on the store's wake-up (``wait_for_jobs``), ``routines`` stale
 release and cleanup, ``signals`` SIGTERM and SIGINT, ``loop`` the ``Worker``.
 """

@@ -28,7 +28,7 @@ from sidequest_sql.fields import check_bigint, check_int, check_seconds, check_t
 from sidequest_sql.records import JobData, JobTransition, QueueConfig
 
 from . import loading, outcomes, routines, signals
-from .idle import IdleWait
+from .idle_wait import IdleWait
 from .outcomes import Outcome
 from .store import Store
 from .threads import JobThreads, Running
@@ -77,7 +77,7 @@ class Worker:
     ``run()`` blocks until the worker is stopped (``stop()``, SIGTERM or SIGINT);
     ``run_async()`` is the same as a coroutine. ``concurrency`` overrides
     every queue's own. An idle worker sleeps in the store's ``wait_for_jobs``
-    (``idle``), so a new job wakes it at once where the database notifies
+    (``idle_wait``), so a new job wakes it at once where the database notifies
     (Postgres) and within the backend's ``poll_interval`` elsewhere; it reads
     the queues' settings again every ``queue_refresh`` seconds. Times are in
     seconds unless named ``_ms``.
@@ -231,7 +231,7 @@ class Worker:
 
     async def _idle(self) -> None:
         """Sleep until a claim may find a job: one enqueued, or come due, in a queue with
-        free slots (``idle``); a slot freed where more jobs may wait; a stop; or
+        free slots (``idle_wait``); a slot freed where more jobs may wait; a stop; or
         ``queue_refresh`` seconds, after which the queues' settings are read again."""
         woken = asyncio.ensure_future(self._wake.wait())
         sleeps: set[asyncio.Future[Any]] = {woken}
@@ -243,7 +243,7 @@ class Worker:
         finally:
             woken.cancel()
         if any(not sleep.cancelled() and sleep.exception() is not None for sleep in done if sleep is not woken):
-            # The wait failed at once (logged by ``idle``): look again a pause later, not in a spin.
+            # The wait failed at once (logged by ``idle_wait``): look again a pause later, not in a spin.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), MAX_PAUSE_S)
 
