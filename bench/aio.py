@@ -95,10 +95,10 @@ class RawAsyncClient:
             async with conn.cursor() as cur:
                 await cur.execute(sql, params)
                 return await cur.fetchall()
-        await conn.execute("BEGIN IMMEDIATE")
+        # aiosqlite's one-call execute_fetchall, as the library's statements take it.
+        await conn.execute_fetchall("BEGIN IMMEDIATE")
         try:
-            async with conn.execute(sql, params) as cur:
-                rows = await cur.fetchall()
+            rows = await conn.execute_fetchall(sql, params)
             await conn.commit()
         except BaseException:
             await conn.rollback()
